@@ -1,0 +1,1 @@
+"""Typed clients and CLI for keyservice."""

@@ -1,0 +1,1 @@
+"""keyservice: the gRPC KeyService server."""
