@@ -4,14 +4,19 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 DATA_DIR ?= data
 PROTO_FILES := $(wildcard proto/keyservice/v1/*.proto)
+# buf, protoc-gen-es and the TypeScript client's packages come from npm, pinned
+# by clients/ts/package-lock.json.
+NODE_DEPS := clients/ts/node_modules/.installed
+BUF := clients/ts/node_modules/.bin/buf
 
-.PHONY: help venv run serve migrate test test-postgres gen check-gen lint bench clean
+.PHONY: help venv run serve migrate test test-postgres gen check-gen lint bench clean node-deps proto-check
 
 help:
 	@echo "make run        start the gRPC server (127.0.0.1:50051) on SQLite in ./$(DATA_DIR)"
 	@echo "make test       run the whole test suite"
 	@echo "make gen        regenerate gen/ from proto/"
 	@echo "make check-gen  fail if the committed gen/ differs from a fresh generation"
+	@echo "make proto-check  buf lint, and buf breaking against the previous commit"
 	@echo "make lint       ruff and mypy"
 
 # The venv is rebuilt when pyproject.toml changes.
@@ -32,10 +37,27 @@ run: venv migrate
 test: venv
 	$(PY) -m pytest -q
 
-gen: venv
-	rm -rf gen/python gen/descriptor
-	mkdir -p gen/python gen/descriptor
-	$(PY) server/tools/gen_python.py
+$(NODE_DEPS): clients/ts/package-lock.json
+	cd clients/ts && npm ci --no-audit --no-fund
+	touch $@
+
+node-deps: $(NODE_DEPS)
+
+# proto/buf.gen.yaml lists every output; its Python plugin needs the venv's
+# python3 first on PATH.
+gen: venv node-deps
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(BUF) generate --template proto/buf.gen.yaml
+
+# buf breaking compares with the contract of the previous commit; a commit
+# without proto/buf.yaml cannot be built by buf, so there is nothing to compare.
+proto-check: node-deps
+	$(BUF) lint proto
+	@if git cat-file -e HEAD~1:proto/buf.yaml 2>/dev/null; then \
+		echo "buf breaking proto --against .git#ref=HEAD~1,subdir=proto"; \
+		$(BUF) breaking proto --against '.git#ref=HEAD~1,subdir=proto'; \
+	else \
+		echo "buf breaking skipped: HEAD~1 does not exist or has no proto/buf.yaml"; \
+	fi
 
 check-gen: venv
 	server/tools/check_gen.sh
