@@ -1,0 +1,93 @@
+"""One interceptor for every KeyService RPC: error mapping and the log line."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from keyserver import errors
+from keyserver.servicer import current_actor
+
+logger = logging.getLogger(__name__)
+
+_SERVICE_PREFIX = "/keyservice.v1.KeyService/"
+
+_CODES: dict[type[errors.KeyServiceError], grpc.StatusCode] = {
+    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    errors.Conflict: grpc.StatusCode.ABORTED,
+}
+
+#: Trailing metadata that lets the REST layer build the legacy error body.
+ERROR_TYPE_HEADER = "x-error-type"
+ERROR_PARAM_HEADER = "x-error-param"
+
+_Handler = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+
+
+class KeyServiceInterceptor(grpc.aio.ServerInterceptor):
+    """Maps domain errors to status codes and logs one line per RPC.
+
+    Unknown exceptions become INTERNAL with a generic message; the detail goes
+    to the log only. No message here ever holds request data, so no secret
+    reaches a log line.
+    """
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if (
+            handler is None
+            or handler.unary_unary is None
+            or not method.startswith(_SERVICE_PREFIX)
+        ):
+            return handler
+        rpc = method[len(_SERVICE_PREFIX) :]
+        inner: _Handler = handler.unary_unary
+
+        async def serve(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                return await inner(request, context)
+            except errors.KeyServiceError as exc:
+                code = _CODES.get(type(exc), grpc.StatusCode.INTERNAL)
+                trailers = [(ERROR_TYPE_HEADER, exc.error_type)]
+                if exc.param:
+                    trailers.append((ERROR_PARAM_HEADER, exc.param))
+                context.set_trailing_metadata(tuple(trailers))
+                await context.abort(code, exc.message)
+            except Exception as exc:
+                if isinstance(exc, grpc.aio.AbortError):
+                    raise
+                code = grpc.StatusCode.INTERNAL
+                logger.exception("rpc %s failed", rpc)
+                context.set_trailing_metadata(((ERROR_TYPE_HEADER, "internal_error"),))
+                await context.abort(code, "internal error")
+            finally:
+                logger.info(
+                    "rpc=%s code=%s caller=%s ms=%.1f",
+                    rpc,
+                    code.name,
+                    current_actor.get(),
+                    (time.perf_counter() - started) * 1000,
+                )
+
+        return grpc.unary_unary_rpc_method_handler(
+            serve,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )

@@ -1,0 +1,598 @@
+"""The rules of the key service, below any transport.
+
+KeyManager turns validated requests into one database transaction each:
+generate, rotate, update, delete, block, describe, list and verify keys, and
+authenticate the callers that ask.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import hmac
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from sqlalchemy import delete, false, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from keyserver import auth, durations, settings, tokens
+from keyserver.auth import Principal
+from keyserver.clock import Clock
+from keyserver.db import Database
+from keyserver.errors import (
+    AlreadyExists,
+    Conflict,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+)
+from keyserver.models import AuditEvent, IdempotencyRecord, KeyRow, RetiredSecret
+
+#: How long a replay of an idempotent call is kept.
+IDEMPOTENCY_WINDOW = dt.timedelta(hours=24)
+
+_SORTABLE = {
+    "created_at": KeyRow.created_at,
+    "updated_at": KeyRow.updated_at,
+    "expires": KeyRow.expires,
+    "spend": KeyRow.spend,
+    "key_alias": KeyRow.key_alias,
+    "max_budget": KeyRow.max_budget,
+}
+_TOKEN_LENGTH = 64
+
+
+class VerifyReason(enum.Enum):
+    OK = "ok"
+    NOT_FOUND = "not_found"
+    EXPIRED = "expired"
+    BLOCKED = "blocked"
+    OVER_BUDGET = "over_budget"
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """The answer of Verify."""
+
+    reason: VerifyReason
+    key: KeyRow | None = None
+    in_grace_period: bool = False
+
+    @property
+    def valid(self) -> bool:
+        return self.reason is VerifyReason.OK
+
+
+@dataclasses.dataclass(frozen=True)
+class Issued:
+    """A key with the plaintext secret that was just issued for it."""
+
+    key: KeyRow
+    plaintext: str = dataclasses.field(repr=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class Idempotency:
+    """What makes a call idempotent: the caller's key and its request."""
+
+    record_id: str
+    request_hash: str
+    seal_key: bytes = dataclasses.field(repr=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class ListPage:
+    keys: list[KeyRow]
+    total_count: int
+    page: int
+    total_pages: int
+
+
+def _attr(name: str) -> str:
+    # `metadata` is reserved on declarative classes; the column keeps its name.
+    return "metadata_" if name == "metadata" else name
+
+
+def _key_ref(ref: str, hasher: tokens.Hasher, *, param: str = "key") -> str:
+    """The token a reference names: the hash of a plaintext, or a token id."""
+    if not ref:
+        raise InvalidArgument(f"{param} is required", param=param)
+    if ref.startswith(tokens.KEY_PREFIX):
+        return hasher.token(ref)
+    if len(ref) == _TOKEN_LENGTH and all(c in "0123456789abcdef" for c in ref):
+        return ref
+    raise InvalidArgument(
+        f"{param} must be a key (sk-...) or a token id (64 hex digits)", param=param
+    )
+
+
+def _grace_period(value: str | None, now: dt.datetime) -> dt.datetime:
+    if value is None:
+        return now
+    durations.validate(value, param="grace_period")
+    return durations.add(now, value)
+
+
+class KeyManager:
+    def __init__(
+        self, db: Database, hasher: tokens.Hasher, master_key: str, clock: Clock
+    ) -> None:
+        self._db = db
+        self._hasher = hasher
+        self._master_token = hasher.token(master_key)
+        self._clock = clock
+
+    # -- authentication -----------------------------------------------------
+
+    def credential_token(self, credential: str) -> str:
+        return self._hasher.token(credential)
+
+    async def authenticate(self, credential: str | None) -> Principal:
+        """Return the caller a presented key belongs to, or raise Unauthenticated."""
+        if not credential:
+            raise Unauthenticated(
+                "missing credentials: send 'Authorization: Bearer <key>'"
+            )
+        token = self._hasher.token(credential)
+        if hmac.compare_digest(token, self._master_token):
+            return Principal(key=None)
+        async with self._db.read() as session:
+            verdict = await self._verdict(session, token)
+        if verdict.reason is VerifyReason.NOT_FOUND:
+            raise Unauthenticated("invalid key: no such key, or it was rotated")
+        if verdict.reason is VerifyReason.EXPIRED:
+            raise Unauthenticated("this key has expired")
+        if verdict.reason is VerifyReason.BLOCKED:
+            raise Unauthenticated("this key is blocked")
+        assert verdict.key is not None
+        return Principal(key=verdict.key)
+
+    # -- reads --------------------------------------------------------------
+
+    async def _verdict(self, session: AsyncSession, token: str) -> Verdict:
+        now = self._clock.now()
+        in_grace = False
+        key = await session.scalar(select(KeyRow).where(KeyRow.token == token))
+        if key is None:
+            retired = await session.get(RetiredSecret, token)
+            if retired is None or retired.valid_until <= now:
+                return Verdict(VerifyReason.NOT_FOUND)
+            key = await session.get(KeyRow, retired.key_id)
+            if key is None:
+                return Verdict(VerifyReason.NOT_FOUND)
+            in_grace = True
+        if key.expires is not None and key.expires <= now:
+            reason = VerifyReason.EXPIRED
+        elif key.blocked:
+            reason = VerifyReason.BLOCKED
+        elif key.max_budget is not None and key.spend >= key.max_budget:
+            reason = VerifyReason.OVER_BUDGET
+        else:
+            reason = VerifyReason.OK
+        return Verdict(reason, key, in_grace)
+
+    async def verify(self, principal: Principal, presented: str) -> Verdict:
+        if not presented:
+            raise InvalidArgument("key is required", param="key")
+        async with self._db.read() as session:
+            verdict = await self._verdict(session, self._hasher.token(presented))
+        if verdict.key is None:
+            if not principal.is_admin and principal.managed_team is None:
+                # A plain key may only verify itself, and it exists.
+                raise PermissionDenied("this key may not verify that key")
+            return verdict
+        auth.check_target(principal, verdict.key, "verify")
+        return verdict
+
+    async def info(self, principal: Principal, ref: str) -> KeyRow:
+        if not ref:
+            if principal.key is None:
+                raise InvalidArgument(
+                    "key is required: the master key is not a stored key",
+                    param="key",
+                )
+            return principal.key
+        async with self._db.read() as session:
+            key = await self._find(session, ref)
+        auth.check_target(principal, key, "info")
+        return key
+
+    async def list_keys(
+        self,
+        principal: Principal,
+        *,
+        page: int = 0,
+        size: int = 0,
+        user_id: str = "",
+        team_id: str = "",
+        organization_id: str = "",
+        key_hash: str = "",
+        key_alias: str = "",
+        include_team_keys: bool = False,
+        sort_by: str = "",
+        sort_order: str = "",
+    ) -> ListPage:
+        own_team = auth.require_manager(principal, "list keys")
+        if page < 0:
+            raise InvalidArgument("page must be 1 or more", param="page")
+        if not 0 <= size <= 100:
+            raise InvalidArgument("size must be from 1 to 100", param="size")
+        page, size = page or 1, size or 10
+        column = _SORTABLE.get(sort_by or "created_at")
+        if column is None:
+            raise InvalidArgument(
+                f"sort_by must be one of {', '.join(sorted(_SORTABLE))}",
+                param="sort_by",
+            )
+        if sort_order not in ("", "asc", "desc"):
+            raise InvalidArgument("sort_order must be asc or desc", param="sort_order")
+        if own_team is not None and team_id and team_id != own_team:
+            raise PermissionDenied(
+                "a team manager may list only its own team's keys", param="team_id"
+            )
+
+        query = select(KeyRow)
+        if own_team is not None:
+            query = query.where(KeyRow.team_id == own_team)
+        if user_id and include_team_keys and own_team is not None:
+            query = query.where(
+                or_(KeyRow.user_id == user_id, KeyRow.team_id == own_team)
+            )
+        elif user_id:
+            query = query.where(KeyRow.user_id == user_id)
+        if team_id:
+            query = query.where(KeyRow.team_id == team_id)
+        if organization_id:
+            # Keys carry no organisation yet, so nothing matches.
+            query = query.where(false())
+        if key_hash:
+            query = query.where(KeyRow.token == key_hash)
+        if key_alias:
+            query = query.where(KeyRow.key_alias == key_alias)
+
+        order = column.asc() if sort_order == "asc" else column.desc()
+        async with self._db.read() as session:
+            total = (
+                await session.scalar(select(func.count()).select_from(query.subquery()))
+                or 0
+            )
+            rows = await session.scalars(
+                query.order_by(order, KeyRow.id).offset((page - 1) * size).limit(size)
+            )
+            keys = list(rows)
+        return ListPage(keys, total, page, max(1, -(-total // size)))
+
+    # -- writes -------------------------------------------------------------
+
+    async def generate(
+        self, principal: Principal, sent: Mapping[str, Any], key: str | None = None
+    ) -> Issued:
+        own_team = auth.require_manager(principal, "generate keys")
+        changes = settings.validate(sent)
+        if own_team is not None:
+            changes.setdefault("team_id", own_team)
+        plaintext = (
+            tokens.new_secret()
+            if key is None
+            else tokens.check_custom_key(key, param="key")
+        )
+        now = self._clock.now()
+        row = KeyRow(
+            id=str(uuid.uuid4()),
+            token=self._hasher.token(plaintext),
+            key_name=tokens.key_name(plaintext),
+            models=[],
+            tags=[],
+            spend=0.0,
+            model_max_budget={},
+            model_rpm_limit={},
+            model_tpm_limit={},
+            allowed_cache_controls=[],
+            metadata_={},
+            permissions={},
+            guardrails=[],
+            blocked=False,
+            enforced_params=[],
+            created_at=now,
+            updated_at=now,
+            rotation_count=0,
+        )
+        self._apply(row, changes, now)
+        if own_team is not None:
+            # A new key holds every setting, so every one is checked.
+            values = {name: getattr(row, _attr(name)) for name in settings.ALL_FIELDS}
+            auth.check_grant(principal, values, settings.ALL_FIELDS)
+
+        async with self._write() as session:
+            await self._refuse_taken(session, row.token, "key")
+            session.add(row)
+            self._audit(
+                session,
+                row.id,
+                "generate",
+                principal,
+                now,
+                {"changed": sorted(changes)},
+            )
+        return Issued(row, plaintext)
+
+    async def regenerate(
+        self,
+        principal: Principal,
+        ref: str,
+        sent: Mapping[str, Any],
+        *,
+        grace_period: str | None = None,
+        new_key: str | None = None,
+        idempotency: Idempotency | None = None,
+        render: Callable[[Issued], bytes] | None = None,
+    ) -> Issued:
+        """Rotate the secret of `ref` and apply `sent`, in one transaction.
+
+        With `idempotency`, `render` turns the result into the response that a
+        retry replays; it is sealed and stored in the same transaction.
+        """
+        changes = settings.validate(sent)
+        now = self._clock.now()
+        valid_until = _grace_period(grace_period, now)
+        plaintext = (
+            tokens.new_secret()
+            if new_key is None
+            else tokens.check_custom_key(new_key, param="new_key")
+        )
+        new_token = self._hasher.token(plaintext)
+
+        async with self._write() as session:
+            row = await self._find(session, ref, for_update=True)
+            role = auth.check_target(principal, row, "regenerate")
+            auth.check_changes(principal, role, changes)
+            await self._refuse_taken(session, new_token, "new_key")
+
+            old_token = row.token
+            had_expiry = "duration" in changes
+            self._apply(row, changes, now)
+            if not had_expiry and row.duration:
+                # A fresh window of the stored length: regenerating an expired
+                # key never hands back a dead one.
+                row.expires = durations.add(now, row.duration)
+            row.token = new_token
+            row.key_name = tokens.key_name(plaintext)
+            row.rotation_count += 1
+            row.last_rotated_at = now
+            session.add(
+                RetiredSecret(
+                    token=old_token,
+                    key_id=row.id,
+                    retired_at=now,
+                    valid_until=valid_until,
+                )
+            )
+            details: dict[str, Any] = {"changed": sorted(changes)}
+            if grace_period is not None:
+                details["grace_period"] = grace_period
+            self._audit(session, row.id, "regenerate", principal, now, details)
+            issued = Issued(row, plaintext)
+            if idempotency is not None and render is not None:
+                session.add(
+                    IdempotencyRecord(
+                        id=idempotency.record_id,
+                        request_hash=idempotency.request_hash,
+                        response=tokens.seal(idempotency.seal_key, render(issued)),
+                        created_at=now,
+                    )
+                )
+        return issued
+
+    async def update(
+        self, principal: Principal, ref: str, sent: Mapping[str, Any]
+    ) -> KeyRow:
+        changes = settings.validate(sent)
+        now = self._clock.now()
+        async with self._write() as session:
+            row = await self._find(session, ref, for_update=True)
+            role = auth.check_target(principal, row, "update")
+            if role == "self":
+                raise PermissionDenied("a key may not update itself")
+            auth.check_changes(principal, role, changes)
+            self._apply(row, changes, now)
+            self._audit(
+                session, row.id, "update", principal, now, {"changed": sorted(changes)}
+            )
+        return row
+
+    async def set_blocked(
+        self, principal: Principal, ref: str, blocked: bool
+    ) -> KeyRow:
+        action = "block" if blocked else "unblock"
+        now = self._clock.now()
+        async with self._write() as session:
+            row = await self._find(session, ref, for_update=True)
+            if auth.check_target(principal, row, action) == "self":
+                raise PermissionDenied(f"a key may not {action} itself")
+            row.blocked = blocked
+            row.updated_at = now
+            self._audit(session, row.id, action, principal, now, {})
+        return row
+
+    async def delete(
+        self, principal: Principal, refs: Sequence[str], aliases: Sequence[str]
+    ) -> list[str]:
+        """Delete every named key, or none of them; return their token ids."""
+        if not refs and not aliases:
+            raise InvalidArgument("name keys in keys or key_aliases", param="keys")
+        now = self._clock.now()
+        async with self._write() as session:
+            rows: dict[str, KeyRow] = {}
+            for ref in refs:
+                row = await self._find(session, ref, for_update=True)
+                rows[row.id] = row
+            for alias in aliases:
+                found = list(
+                    await session.scalars(
+                        select(KeyRow)
+                        .where(KeyRow.key_alias == alias)
+                        .with_for_update()
+                    )
+                )
+                if not found:
+                    raise NotFound(
+                        f"no key has the alias {alias!r}", param="key_aliases"
+                    )
+                rows.update((row.id, row) for row in found)
+            for row in rows.values():
+                if auth.check_target(principal, row, "delete") == "self":
+                    raise PermissionDenied("a key may not delete itself")
+            ids = list(rows)
+            await session.execute(
+                delete(RetiredSecret).where(RetiredSecret.key_id.in_(ids))
+            )
+            await session.execute(delete(KeyRow).where(KeyRow.id.in_(ids)))
+            for row in rows.values():
+                self._audit(session, row.id, "delete", principal, now, {})
+        return [row.token for row in rows.values()]
+
+    # -- idempotency --------------------------------------------------------
+
+    def idempotency(
+        self, credential_token: str, idempotency_key: str, method: str, request: bytes
+    ) -> Idempotency:
+        """Derive the record id, request hash and sealing key of a call.
+
+        All three are keyed by the caller's credential and the idempotency key,
+        so one caller can never replay another's response.
+        """
+        if not 1 <= len(idempotency_key) <= 255:
+            raise InvalidArgument(
+                "idempotency-key must be 1 to 255 characters", param="idempotency-key"
+            )
+        parts = (method, credential_token, idempotency_key)
+        return Idempotency(
+            record_id=self._hasher.derive("idempotency-id", *parts).hex(),
+            request_hash=self._hasher.derive(
+                "idempotency-request", *parts, request.hex()
+            ).hex(),
+            seal_key=self._hasher.derive("idempotency-seal", *parts),
+        )
+
+    async def replay(self, idempotency: Idempotency) -> bytes | None:
+        """Return the stored response of an earlier identical call, if any."""
+        async with self._db.read() as session:
+            record = await session.get(IdempotencyRecord, idempotency.record_id)
+        if (
+            record is None
+            or record.created_at <= self._clock.now() - IDEMPOTENCY_WINDOW
+        ):
+            return None
+        if not hmac.compare_digest(record.request_hash, idempotency.request_hash):
+            raise Conflict(
+                "this idempotency-key was already used with a different request",
+                param="idempotency-key",
+            )
+        try:
+            return tokens.unseal(idempotency.seal_key, record.response)
+        except InvalidTag:
+            return None
+
+    async def forget_stale_replays(self) -> int:
+        """Delete replays older than the idempotency window."""
+        cutoff = self._clock.now() - IDEMPOTENCY_WINDOW
+        async with self._write() as session:
+            result = await session.execute(
+                delete(IdempotencyRecord).where(IdempotencyRecord.created_at <= cutoff)
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    # -- helpers ------------------------------------------------------------
+
+    def _write(self) -> Any:
+        return _Translating(self._db)
+
+    async def _find(
+        self, session: AsyncSession, ref: str, *, for_update: bool = False
+    ) -> KeyRow:
+        token = _key_ref(ref, self._hasher)
+        query = select(KeyRow).where(KeyRow.token == token)
+        if for_update:
+            query = query.with_for_update()
+        row = await session.scalar(query)
+        if row is not None:
+            return row
+        if await session.get(RetiredSecret, token) is not None:
+            raise Conflict(
+                "that secret was rotated: use the key's current secret or token id",
+                param="key",
+            )
+        raise NotFound("no key matches key", param="key")
+
+    async def _refuse_taken(
+        self, session: AsyncSession, token: str, param: str
+    ) -> None:
+        taken = await session.scalar(select(KeyRow.id).where(KeyRow.token == token))
+        if taken is None:
+            taken = await session.scalar(
+                select(RetiredSecret.key_id).where(RetiredSecret.token == token)
+            )
+        if taken is not None:
+            raise AlreadyExists(
+                f"{param} is already in use; choose another", param=param
+            )
+
+    def _apply(self, row: KeyRow, changes: Mapping[str, Any], now: dt.datetime) -> None:
+        for name, value in changes.items():
+            if name == "duration":
+                never = value == durations.NEVER
+                row.duration = None if never else value
+                row.expires = None if never else durations.add(now, value)
+            elif name == "budget_duration":
+                row.budget_duration = value
+                row.budget_reset_at = durations.add(now, value) if value else None
+            else:
+                setattr(row, _attr(name), value)
+        row.updated_at = now
+
+    def _audit(
+        self,
+        session: AsyncSession,
+        key_id: str,
+        action: str,
+        principal: Principal,
+        now: dt.datetime,
+        details: Mapping[str, Any],
+    ) -> None:
+        session.add(
+            AuditEvent(
+                key_id=key_id,
+                action=action,
+                actor=principal.actor,
+                at=now,
+                details=dict(details),
+            )
+        )
+
+
+class _Translating:
+    """A write transaction whose constraint violations become domain errors.
+
+    The checks before a write catch the common cases; this catches the race in
+    which another replica took the same secret between check and commit.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._context = db.write()
+
+    async def __aenter__(self) -> AsyncSession:
+        return await self._context.__aenter__()
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        try:
+            return await self._context.__aexit__(*exc_info)
+        except IntegrityError as exc:
+            raise Conflict(
+                "a concurrent change to the same key won; try again"
+            ) from exc

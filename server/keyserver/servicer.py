@@ -1,0 +1,259 @@
+"""The gRPC face of the key service: validate, call the domain layer, answer."""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+from google.protobuf import struct_pb2
+
+from keyserver import convert
+from keyserver.errors import Conflict, Unauthenticated
+from keyserver.keys import Idempotency, Issued, KeyManager, VerifyReason
+from keyserver.models import KeyRow
+from keyservice.v1 import key_service_pb2, key_service_pb2_grpc
+
+#: The caller of the RPC being served, as the log line names it.
+current_actor: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "current_actor", default="-"
+)
+
+#: Set by Envoy on transcoded REST requests (see envoy.yaml).
+TRANSCODED_HEADER = "x-keyservice-transcoded"
+#: The response header that lists the Key fields the REST body shows as null.
+NULL_FIELDS_HEADER = "x-keyservice-null-fields"
+IDEMPOTENCY_HEADER = "idempotency-key"
+
+_REASONS = {
+    VerifyReason.OK: key_service_pb2.VERIFY_REASON_OK,
+    VerifyReason.NOT_FOUND: key_service_pb2.VERIFY_REASON_NOT_FOUND,
+    VerifyReason.EXPIRED: key_service_pb2.VERIFY_REASON_EXPIRED,
+    VerifyReason.BLOCKED: key_service_pb2.VERIFY_REASON_BLOCKED,
+    VerifyReason.OVER_BUDGET: key_service_pb2.VERIFY_REASON_OVER_BUDGET,
+}
+
+_Metadata = dict[str, str]
+
+
+def _metadata(context: grpc.aio.ServicerContext) -> _Metadata:
+    return {
+        k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)
+    }
+
+
+def _credential(metadata: _Metadata) -> str | None:
+    header = metadata.get("authorization")
+    if header is not None:
+        scheme, _, value = header.strip().partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthenticated(
+                "malformed authorization metadata: expected 'Bearer <key>'"
+            )
+        return value.strip()
+    return metadata.get("x-litellm-api-key") or None
+
+
+class KeyServiceServicer(key_service_pb2_grpc.KeyServiceServicer):
+    def __init__(self, keys: KeyManager) -> None:
+        self._keys = keys
+
+    async def _authenticate(self, metadata: _Metadata) -> Any:
+        principal = await self._keys.authenticate(_credential(metadata))
+        current_actor.set(principal.actor)
+        return principal
+
+    async def _key_reply(
+        self,
+        context: grpc.aio.ServicerContext,
+        metadata: _Metadata,
+        response: Any,
+    ) -> Any:
+        """Send `response` (whose `key` is the REST body), marking its nulls."""
+        if metadata.get(TRANSCODED_HEADER):
+            nulls = convert.null_fields(response.key)
+            if nulls:
+                await context.send_initial_metadata(
+                    ((NULL_FIELDS_HEADER, ",".join(nulls)),)
+                )
+        return response
+
+    async def Generate(
+        self,
+        request: key_service_pb2.GenerateRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> key_service_pb2.GenerateResponse:
+        metadata = _metadata(context)
+        principal = await self._authenticate(metadata)
+        issued = await self._keys.generate(
+            principal,
+            convert.sent_settings(request),
+            key=convert.optional(request, "key"),
+        )
+        response = key_service_pb2.GenerateResponse(
+            key=convert.key_message(issued.key, issued.plaintext)
+        )
+        return await self._key_reply(context, metadata, response)
+
+    async def Regenerate(
+        self,
+        request: key_service_pb2.RegenerateRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> key_service_pb2.RegenerateResponse:
+        metadata = _metadata(context)
+        credential = _credential(metadata)
+        idempotency: Idempotency | None = None
+        if IDEMPOTENCY_HEADER in metadata and credential:
+            idempotency = self._keys.idempotency(
+                self._keys.credential_token(credential),
+                metadata[IDEMPOTENCY_HEADER],
+                "Regenerate",
+                request.SerializeToString(deterministic=True),
+            )
+            # A replay needs no new authorisation: only the caller who made the
+            # first call holds both its credential and its idempotency key.
+            replayed = await self._replay(idempotency)
+            if replayed is not None:
+                return await self._key_reply(context, metadata, replayed)
+
+        principal = await self._authenticate(metadata)
+        try:
+            issued = await self._keys.regenerate(
+                principal,
+                request.key,
+                convert.sent_settings(request),
+                grace_period=convert.optional(request, "grace_period"),
+                new_key=convert.optional(request, "new_key"),
+                idempotency=idempotency,
+                render=lambda issued: _regenerated(issued).SerializeToString(),
+            )
+        except Conflict:
+            # The same call, retried while the first was in flight, lost the
+            # race to it: answer with the winner's response.
+            if idempotency is None:
+                raise
+            replayed = await self._replay(idempotency)
+            if replayed is None:
+                raise
+            return await self._key_reply(context, metadata, replayed)
+        return await self._key_reply(context, metadata, _regenerated(issued))
+
+    async def _replay(
+        self, idempotency: Idempotency
+    ) -> key_service_pb2.RegenerateResponse | None:
+        stored = await self._keys.replay(idempotency)
+        if stored is None:
+            return None
+        return key_service_pb2.RegenerateResponse.FromString(stored)
+
+    async def Update(
+        self,
+        request: key_service_pb2.UpdateRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> key_service_pb2.UpdateResponse:
+        metadata = _metadata(context)
+        principal = await self._authenticate(metadata)
+        row = await self._keys.update(
+            principal, request.key, convert.sent_settings(request)
+        )
+        response = key_service_pb2.UpdateResponse(key=convert.key_message(row))
+        return await self._key_reply(context, metadata, response)
+
+    async def Delete(
+        self,
+        request: key_service_pb2.DeleteRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> key_service_pb2.DeleteResponse:
+        principal = await self._authenticate(_metadata(context))
+        deleted = await self._keys.delete(
+            principal, list(request.keys), list(request.key_aliases)
+        )
+        return key_service_pb2.DeleteResponse(deleted_keys=deleted)
+
+    async def Info(
+        self,
+        request: key_service_pb2.InfoRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> key_service_pb2.InfoResponse:
+        principal = await self._authenticate(_metadata(context))
+        row = await self._keys.info(principal, request.key)
+        return key_service_pb2.InfoResponse(
+            key=row.token, info=convert.key_message(row)
+        )
+
+    async def List(
+        self,
+        request: key_service_pb2.ListRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> key_service_pb2.ListResponse:
+        principal = await self._authenticate(_metadata(context))
+        page = await self._keys.list_keys(
+            principal,
+            page=request.page,
+            size=request.size,
+            user_id=request.user_id,
+            team_id=request.team_id,
+            organization_id=request.organization_id,
+            key_hash=request.key_hash,
+            key_alias=request.key_alias,
+            include_team_keys=request.include_team_keys,
+            sort_by=request.sort_by,
+            sort_order=request.sort_order,
+        )
+        return key_service_pb2.ListResponse(
+            keys=_list_entries(page.keys, request.return_full_object),
+            total_count=page.total_count,
+            current_page=page.page,
+            total_pages=page.total_pages,
+        )
+
+    async def Block(
+        self,
+        request: key_service_pb2.BlockRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> key_service_pb2.BlockResponse:
+        metadata = _metadata(context)
+        principal = await self._authenticate(metadata)
+        row = await self._keys.set_blocked(principal, request.key, True)
+        response = key_service_pb2.BlockResponse(key=convert.key_message(row))
+        return await self._key_reply(context, metadata, response)
+
+    async def Unblock(
+        self,
+        request: key_service_pb2.UnblockRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> key_service_pb2.UnblockResponse:
+        metadata = _metadata(context)
+        principal = await self._authenticate(metadata)
+        row = await self._keys.set_blocked(principal, request.key, False)
+        response = key_service_pb2.UnblockResponse(key=convert.key_message(row))
+        return await self._key_reply(context, metadata, response)
+
+    async def Verify(
+        self,
+        request: key_service_pb2.VerifyRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> key_service_pb2.VerifyResponse:
+        principal = await self._authenticate(_metadata(context))
+        verdict = await self._keys.verify(principal, request.key)
+        response = key_service_pb2.VerifyResponse(
+            valid=verdict.valid,
+            reason=_REASONS[verdict.reason],
+            in_grace_period=verdict.in_grace_period,
+        )
+        if verdict.key is not None:
+            response.info.CopyFrom(convert.key_message(verdict.key))
+        return response
+
+
+def _regenerated(issued: Issued) -> key_service_pb2.RegenerateResponse:
+    return key_service_pb2.RegenerateResponse(
+        key=convert.key_message(issued.key, issued.plaintext)
+    )
+
+
+def _list_entries(rows: Sequence[KeyRow], full: bool) -> list[struct_pb2.Value]:
+    if full:
+        return [convert.key_value(convert.key_message(row)) for row in rows]
+    return [struct_pb2.Value(string_value=row.token) for row in rows]
