@@ -47,6 +47,8 @@ node-deps: $(NODE_DEPS)
 # python3 first on PATH.
 gen: venv node-deps
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(BUF) generate --template proto/buf.gen.yaml
+	$(PY) server/tools/gen_envoy_descriptor.py
+	$(PY) server/tools/gen_openapi.py
 
 # buf breaking compares with the contract of the previous commit; a commit
 # without proto/buf.yaml cannot be built by buf, so there is nothing to compare.
