@@ -146,10 +146,14 @@ def build_settings_request(request: _Request, settings: Mapping[str, Any]) -> _R
         if target == "google.protobuf.ListValue":
             if isinstance(value, str | bytes) or not isinstance(value, Sequence):
                 raise TypeError(f"{field_name} must be a list of strings")
+            # SetInParent marks the field sent even when the list is empty:
+            # an empty list is a value ("every model"), unlike an unsent one.
+            getattr(request, field_name).SetInParent()
             getattr(request, field_name).extend(list(value))
         elif target == "google.protobuf.Struct":
             if not isinstance(value, Mapping):
                 raise TypeError(f"{field_name} must be a mapping")
+            getattr(request, field_name).SetInParent()
             getattr(request, field_name).update(_plain(value))
         else:
             setattr(request, field_name, value)

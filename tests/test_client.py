@@ -1,0 +1,324 @@
+"""The Python clients (keyclient) against a live server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+import pytest
+
+from keyclient import (
+    AsyncKeyClient,
+    ConflictError,
+    InvalidArgumentError,
+    KeyClient,
+    KeyServiceError,
+    NotFoundError,
+    PermissionDeniedError,
+    RetryPolicy,
+    Secret,
+    UnauthenticatedError,
+    UnavailableError,
+)
+from keyservice.v1 import key_service_pb2
+from tests.conftest import ServerHandle, admin_md
+
+
+@pytest.fixture
+def backend() -> str:
+    # The client is what is under test here; the server's own tests run every
+    # behaviour on both databases, so SQLite is enough and keeps this fast.
+    return "sqlite"
+
+
+# Short backoffs: the tests count attempts, they do not time them.
+FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff=0.01, max_backoff=0.02)
+
+
+def _client(server: ServerHandle, **kwargs: Any) -> AsyncKeyClient:
+    kwargs.setdefault("api_key", server.master_key)
+    kwargs.setdefault("retry", FAST_RETRY)
+    return AsyncKeyClient(server.address, **kwargs)
+
+
+class _DropFirstResponse(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """Lets the server finish one call of `method`, then loses its answer.
+
+    This is what a connection reset after the server committed looks like to
+    a client: UNAVAILABLE, with the work done.
+    """
+
+    def __init__(self, method: str) -> None:
+        self.method = f"/keyservice.v1.KeyService/{method}"
+        self.attempts: list[dict[str, str]] = []
+
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[[Any, Any], Awaitable[Any]],
+        client_call_details: Any,
+        request: Any,
+    ) -> Any:
+        call = await continuation(client_call_details, request)
+        method = client_call_details.method
+        if isinstance(method, bytes):
+            method = method.decode()
+        if method != self.method:
+            return call
+        self.attempts.append(dict(client_call_details.metadata or ()))
+        if len(self.attempts) == 1:
+            await call  # the server has processed the request
+            raise grpc.aio.AioRpcError(
+                grpc.StatusCode.UNAVAILABLE,
+                grpc.aio.Metadata(),
+                grpc.aio.Metadata(),
+                details="connection reset by test interceptor",
+            )
+        return call
+
+
+class _AlwaysUnavailable(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """Fails every call before it reaches the server, and counts them."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def intercept_unary_unary(
+        self, continuation: Any, client_call_details: Any, request: Any
+    ) -> Any:
+        self.calls += 1
+        raise grpc.aio.AioRpcError(
+            grpc.StatusCode.UNAVAILABLE,
+            grpc.aio.Metadata(),
+            grpc.aio.Metadata(),
+            details="no route (test interceptor)",
+        )
+
+
+async def test_async_client_calls_every_rpc(server: ServerHandle) -> None:
+    async with _client(server) as client:
+        issued = await client.generate(
+            key_alias="ci-bot",
+            team_id="core-infra",
+            models=["gpt-4o"],
+            tags=["ci"],
+            max_budget=10,
+            metadata={"owner": "ci", "nested": {"n": 1}},
+            model_rpm_limit={"gpt-4o": 5},
+        )
+        assert issued.secret.reveal().startswith("sk-")
+        assert issued.key.key == issued.key.token_id
+        assert issued.key.metadata["nested"]["n"] == 1
+
+        info = await client.info(issued.secret)
+        assert info.key_alias == "ci-bot"
+        assert list(info.models) == ["gpt-4o"]
+        assert dict(info.model_rpm_limit) == {"gpt-4o": 5}
+
+        updated = await client.update(issued.token_id, max_budget=20, tags=[])
+        assert updated.max_budget == 20
+        assert list(updated.tags) == []
+
+        page = await client.list_keys(team_id="core-infra", return_full_object=True)
+        assert page.total_count == 1
+        full = page.keys[0]
+        assert isinstance(full, dict)
+        assert full["token_id"] == issued.token_id
+
+        assert (await client.block(issued.secret)).blocked
+        blocked = await client.verify(issued.secret)
+        assert (blocked.valid, blocked.reason) == (False, "BLOCKED")
+        assert not (await client.unblock(issued.token_id)).blocked
+
+        rotated = await client.regenerate(
+            issued.secret,
+            max_budget=100,
+            metadata={"team": "core-infra"},
+            grace_period="24h",
+        )
+        assert rotated.secret != issued.secret
+        assert rotated.key.id == issued.key.id
+        assert rotated.key.max_budget == 100
+        assert rotated.key.rotation_count == 1
+
+        old = await client.verify(issued.secret)
+        assert (old.valid, old.in_grace_period) == (True, True)
+        new = await client.verify(rotated.secret)
+        assert (new.valid, new.reason, new.in_grace_period) == (True, "OK", False)
+
+        assert await client.delete([rotated.secret]) == [rotated.token_id]
+        with pytest.raises(NotFoundError):
+            await client.info(rotated.token_id)
+
+
+async def test_sync_client_calls_every_rpc(server: ServerHandle) -> None:
+    # The server runs on this test's event loop, so the blocking client runs
+    # in a worker thread.
+    def scenario() -> None:
+        with KeyClient(server.address, api_key=server.master_key) as client:
+            issued = client.generate(key_alias="sync", user_id="u1")
+            assert client.info(issued.token_id).user_id == "u1"
+            assert client.update(issued.secret, rpm_limit=7).rpm_limit == 7
+            assert client.list_keys(user_id="u1").keys == [issued.token_id]
+            assert client.block(issued.secret).blocked
+            assert not client.unblock(issued.secret).blocked
+            rotated = client.regenerate(issued.secret, key_alias="sync-2")
+            assert rotated.key.key_alias == "sync-2"
+            assert not client.verify(issued.secret).valid
+            assert client.verify(rotated.secret).valid
+            assert client.delete(key_aliases=["sync-2"]) == [rotated.token_id]
+            with pytest.raises(NotFoundError):
+                client.info(rotated.token_id)
+
+    await asyncio.to_thread(scenario)
+
+
+async def _server_details(server: ServerHandle, rpc: str, request: Any) -> str:
+    """The message the server itself sends for a failing call."""
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        method = channel.unary_unary(
+            f"/keyservice.v1.KeyService/{rpc}",
+            request_serializer=type(request).SerializeToString,
+            response_deserializer=lambda data: data,
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await method(request, metadata=admin_md(server))
+    return str(raised.value.details())
+
+
+async def test_errors_map_to_exception_types_with_the_server_message(
+    server: ServerHandle,
+) -> None:
+    async with _client(server) as admin:
+        owned = await admin.generate(key_alias="owned")
+
+        missing = "sk-" + "x" * 40
+        with pytest.raises(NotFoundError) as not_found:
+            await admin.info(missing)
+        expected = await _server_details(
+            server, "Info", key_service_pb2.InfoRequest(key=missing)
+        )
+        assert not_found.value.message == expected
+        assert not_found.value.code == grpc.StatusCode.NOT_FOUND
+        assert not_found.value.error_type == "not_found_error"
+
+        with pytest.raises(InvalidArgumentError) as invalid:
+            await admin.generate(max_budget=-1)
+        assert invalid.value.param == "max_budget"
+        assert invalid.value.message
+
+        with pytest.raises(ConflictError) as conflict:
+            await admin.generate(key=owned.secret)
+        assert conflict.value.code == grpc.StatusCode.ALREADY_EXISTS
+
+    async with _client(server, api_key=None) as anonymous:
+        with pytest.raises(UnauthenticatedError):
+            await anonymous.info(owned.token_id)
+
+    async with _client(server, api_key=owned.secret) as itself:
+        with pytest.raises(PermissionDeniedError) as denied:
+            await itself.update(owned.token_id, max_budget=1)
+        assert denied.value.error_type == "permission_error"
+
+
+async def test_unreachable_server_raises_unavailable_after_retries(
+    unused_tcp_port: int,
+) -> None:
+    async with AsyncKeyClient(
+        f"127.0.0.1:{unused_tcp_port}", retry=FAST_RETRY, timeout=5
+    ) as client:
+        with pytest.raises(UnavailableError) as raised:
+            await client.info("sk-whatever")
+    assert raised.value.code == grpc.StatusCode.UNAVAILABLE
+    assert isinstance(raised.value, KeyServiceError)
+
+
+async def test_regenerate_retried_after_lost_answer_rotates_exactly_once(
+    server: ServerHandle, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with _client(server) as admin:
+        original = await admin.generate(key_alias="rotate-once")
+
+    dropper = _DropFirstResponse("Regenerate")
+    async with _client(server, interceptors=[dropper]) as client:
+        rotated = await client.regenerate(original.secret, max_budget=50)
+
+    # The first answer was lost after the server rotated; the retry carried
+    # the same idempotency key and got the first rotation's answer back.
+    assert len(dropper.attempts) == 2
+    first, second = (a.get("idempotency-key") for a in dropper.attempts)
+    assert first and first == second
+    async with _client(server) as admin:
+        info = await admin.info(rotated.token_id)
+        assert info.rotation_count == 1
+        assert info.max_budget == 50
+        assert (await admin.verify(rotated.secret)).valid
+        assert not (await admin.verify(original.secret)).valid
+
+    assert any("retrying" in r.getMessage() for r in caplog.records)
+    for secret in (original.secret.reveal(), rotated.secret.reveal()):
+        assert secret not in caplog.text
+
+
+@pytest.mark.parametrize("rpc", ["Generate", "Delete"])
+async def test_calls_that_are_not_safe_to_repeat_are_not_retried(
+    server: ServerHandle, rpc: str
+) -> None:
+    failing = _AlwaysUnavailable()
+    async with _client(server, interceptors=[failing]) as client:
+        with pytest.raises(UnavailableError):
+            if rpc == "Generate":
+                await client.generate(key_alias="once")
+            else:
+                await client.delete(["sk-" + "y" * 40])
+    assert failing.calls == 1
+
+
+async def test_safe_calls_are_retried_up_to_the_policy(server: ServerHandle) -> None:
+    failing = _AlwaysUnavailable()
+    async with _client(server, interceptors=[failing]) as client:
+        with pytest.raises(UnavailableError):
+            await client.verify("sk-" + "z" * 40)
+    assert failing.calls == FAST_RETRY.max_attempts
+
+
+async def test_deadline_covers_the_whole_call(server: ServerHandle) -> None:
+    # A deadline that has already passed fails at once, without a retry.
+    failing = _AlwaysUnavailable()
+    async with _client(server, interceptors=[failing]) as client:
+        with pytest.raises(UnavailableError):
+            await client.info("sk-" + "q" * 40, timeout=0)
+    assert failing.calls == 1
+
+
+async def test_no_secret_in_any_repr_or_log(
+    server: ServerHandle, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with _client(server) as client:
+        issued = await client.generate(key_alias="quiet")
+        rotated = await client.regenerate(issued.secret)
+        shown = [
+            repr(client),
+            repr(issued),
+            str(issued),
+            repr(rotated),
+            repr(rotated.key),
+            repr(await client.verify(rotated.secret)),
+            repr(await client.info(rotated.secret)),
+        ]
+        logging.getLogger("test").info("client %s issued %s", client, issued)
+    for secret in (server.master_key, issued.secret.reveal(), rotated.secret.reveal()):
+        for text in [*shown, caplog.text]:
+            assert secret not in text
+    assert str(rotated.secret).endswith(rotated.secret.reveal()[-4:])
+
+
+def test_settings_are_checked_before_the_call() -> None:
+    client = KeyClient("127.0.0.1:1")
+    with client, pytest.raises(TypeError, match="grace_period"):
+        client.update("sk-anything", grace_period="1h")  # type: ignore[call-arg]
+    assert repr(Secret("sk-abcdefghijklmnop")) == "Secret('sk-...mnop')"
