@@ -12,14 +12,16 @@ import logging
 import os
 import pathlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import pytest
 
-from keyserver import app
+from keyserver import app, db
 from keyserver.clock import FakeClock
 from keyserver.config import Settings
+from keyserver.models import Base
 from keyservice.v1 import key_service_pb2_grpc
 
 POSTGRES_URL_ENV = "KEYSERVICE_TEST_POSTGRES_URL"
@@ -32,7 +34,7 @@ class ServerHandle:
 
     address: str
     port: int
-    master_key: str
+    master_key: str = dataclasses.field(repr=False)
     clock: FakeClock
     data_dir: pathlib.Path
     database_url: str
@@ -72,8 +74,7 @@ async def _postgres_schema(base_url: str) -> tuple[str, str]:
     finally:
         await conn.close()
     separator = "&" if "?" in base_url else "?"
-    # asyncpg's server_settings are not URL options; libpq-style `options` is.
-    return f"{base_url}{separator}options=-csearch_path%3D{schema}", schema
+    return f"{base_url}{separator}schema={schema}", schema
 
 
 async def _drop_schema(base_url: str, schema: str) -> None:
@@ -100,10 +101,74 @@ async def database_url(backend: str, tmp_path: pathlib.Path) -> AsyncIterator[st
         await _drop_schema(base, schema)
 
 
+class SecretRecorder(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """Remembers every plaintext key a test sends or is issued."""
+
+    def __init__(self, secrets: set[str]) -> None:
+        self.secrets = secrets
+
+    def _note(self, message: Any) -> None:
+        for name in ("key", "new_key"):
+            value = getattr(message, name, None)
+            if isinstance(value, str) and value.startswith("sk-"):
+                self.secrets.add(value)
+            elif value is not None and hasattr(value, "DESCRIPTOR"):
+                self._note(value)
+
+    async def intercept_unary_unary(
+        self, continuation: Any, client_call_details: Any, request: Any
+    ) -> Any:
+        self._note(request)
+        call = await continuation(client_call_details, request)
+        try:
+            self._note(await call)
+        except grpc.aio.AioRpcError:
+            pass
+        return call
+
+
+@pytest.fixture
+def issued_secrets() -> set[str]:
+    """Every plaintext key of the test; none may be stored or logged."""
+    return set()
+
+
+async def database_dump(database_url: str) -> list[tuple[str, Any]]:
+    """Every value of every column of every table, with its table's name."""
+    engine = db.create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            dump: list[tuple[str, Any]] = []
+            for table in Base.metadata.sorted_tables:
+                for row in await conn.execute(table.select()):
+                    dump.extend((table.name, value) for value in row)
+            return dump
+    finally:
+        await engine.dispose()
+
+
+def assert_no_secret_stored(
+    secrets: set[str], dump: list[tuple[str, Any]], records: list[logging.LogRecord]
+) -> None:
+    """Fail if any plaintext appears in a database value or a log line."""
+    for secret in secrets:
+        for table, value in dump:
+            text = value if isinstance(value, bytes) else repr(value).encode()
+            assert secret.encode() not in text, f"a plaintext key is stored in {table}"
+        for record in records:
+            assert secret not in record.getMessage(), "a plaintext key was logged"
+
+
 @pytest.fixture
 async def server(
-    database_url: str, tmp_path: pathlib.Path
+    database_url: str,
+    tmp_path: pathlib.Path,
+    issued_secrets: set[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> AsyncIterator[ServerHandle]:
+    """A server on a fresh database. At teardown it checks that no plaintext key
+    the test sent or was issued is in any database column or log record."""
+    caplog.set_level(logging.DEBUG)
     data_dir = tmp_path / "data"
     settings = Settings(
         data_dir=data_dir, listen="127.0.0.1:0", database_url=database_url
@@ -123,23 +188,22 @@ async def server(
         )
     finally:
         await running.stop(grace=1)
+    issued_secrets.add(master_key)
+    assert_no_secret_stored(
+        issued_secrets, await database_dump(database_url), caplog.records
+    )
 
 
 @pytest.fixture
-async def channel(server: ServerHandle) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(server.address) as chan:
+async def channel(
+    server: ServerHandle, issued_secrets: set[str]
+) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(
+        server.address, interceptors=[SecretRecorder(issued_secrets)]
+    ) as chan:
         yield chan
 
 
 @pytest.fixture
 def stub(channel: grpc.aio.Channel) -> key_service_pb2_grpc.KeyServiceStub:
     return key_service_pb2_grpc.KeyServiceStub(channel)
-
-
-@pytest.fixture
-def captured_logs(
-    caplog: pytest.LogCaptureFixture,
-) -> Iterator[pytest.LogCaptureFixture]:
-    """Every log record of the test, at every level, for secret scans."""
-    caplog.set_level(logging.DEBUG)
-    yield caplog

@@ -11,7 +11,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, event, make_url, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -29,10 +29,21 @@ def is_sqlite(url: str) -> bool:
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """Create an engine; SQLite gets WAL and a busy timeout on every connection."""
+    """Create an engine; SQLite gets WAL and a busy timeout on every connection.
+
+    A PostgreSQL URL may end in `?schema=NAME` to keep the tables in that schema
+    (it must exist), so several deployments or test runs can share a database.
+    """
     if is_sqlite(url):
         pathlib.Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, **kwargs)
+    parsed = make_url(url)
+    schema = parsed.query.get("schema")
+    if isinstance(schema, str) and parsed.get_backend_name() == "postgresql":
+        parsed = parsed.difference_update_query(["schema"])
+        kwargs.setdefault("connect_args", {}).setdefault(
+            "server_settings", {"search_path": schema}
+        )
+    engine = create_async_engine(parsed, **kwargs)
     if is_sqlite(url):
 
         @event.listens_for(engine.sync_engine, "connect")

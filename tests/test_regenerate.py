@@ -1,0 +1,392 @@
+"""Regenerate: rotation, settings in the same call, grace periods, races and
+idempotent retries."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+import grpc
+import pytest
+from conftest import ServerHandle, admin_md, bearer
+from sqlalchemy import func, select
+from support import as_json, build, generate, rpc_error
+
+from keyserver import db
+from keyserver.models import AuditEvent
+from keyservice.v1 import key_service_pb2 as pb
+
+# A key that starts with a value in every setting, so that a sent zero, false
+# or empty value visibly replaces something.
+FULL_KEY: dict[str, Any] = {
+    "key_alias": "billing-bot",
+    "user_id": "user-1",
+    "team_id": "team-1",
+    "models": ["gpt-4", "gpt-3.5-turbo"],
+    "tags": ["prod"],
+    "spend": 3.5,
+    "max_budget": 50.0,
+    "model_max_budget": {"gpt-4": {"budget_limit": 10.0, "time_period": "30d"}},
+    "budget_duration": "30d",
+    "soft_budget": 40.0,
+    "max_parallel_requests": 4,
+    "metadata": {"app": "billing"},
+    "tpm_limit": 1000,
+    "rpm_limit": 60,
+    "model_rpm_limit": {"gpt-4": 10},
+    "model_tpm_limit": {"gpt-4": 500},
+    "allowed_cache_controls": ["no-cache"],
+    "duration": "7d",
+    "permissions": {"can_stream": True},
+    "guardrails": ["pii-mask"],
+    "blocked": True,
+}
+
+# (setting, value sent, what the key then shows for it); each is sent alone.
+ROUND_TRIPS: list[tuple[str, Any, Any]] = [
+    ("key_alias", "renamed", "renamed"),
+    ("key_alias", "", ""),
+    ("user_id", "user-2", "user-2"),
+    ("user_id", "", ""),
+    ("team_id", "team-2", "team-2"),
+    ("team_id", "", ""),
+    ("models", ["claude-v1"], ["claude-v1"]),
+    ("models", [], []),
+    ("tags", ["staging", "eu"], ["staging", "eu"]),
+    ("tags", [], []),
+    ("spend", 7.25, 7.25),
+    ("spend", 0, 0.0),
+    ("max_budget", 100, 100.0),
+    ("max_budget", 0, 0.0),
+    (
+        "model_max_budget",
+        {"gpt-4": {"budget_limit": 0.0005, "time_period": "1h"}},
+        {"gpt-4": {"budget_limit": 0.0005, "time_period": "1h"}},
+    ),
+    ("model_max_budget", {}, {}),
+    ("soft_budget", 20, 20.0),
+    ("soft_budget", 0, 0.0),
+    ("max_parallel_requests", 9, 9),
+    ("max_parallel_requests", 0, 0),
+    ("metadata", {"team": "core-infra"}, {"team": "core-infra"}),
+    ("metadata", {}, {}),
+    ("tpm_limit", 2000, 2000),
+    ("tpm_limit", 0, 0),
+    ("rpm_limit", 120, 120),
+    ("rpm_limit", 0, 0),
+    ("model_rpm_limit", {"claude-v1": 200}, {"claude-v1": 200}),
+    ("model_rpm_limit", {}, {}),
+    ("model_tpm_limit", {"claude-v1": 200000}, {"claude-v1": 200000}),
+    ("model_tpm_limit", {}, {}),
+    ("allowed_cache_controls", ["no-store"], ["no-store"]),
+    ("allowed_cache_controls", [], []),
+    ("permissions", {"can_batch": True}, {"can_batch": True}),
+    ("permissions", {}, {}),
+    ("guardrails", ["toxicity"], ["toxicity"]),
+    ("guardrails", [], []),
+    ("blocked", False, False),
+    ("budget_duration", "1h", "1h"),
+    ("duration", "15m", "15m"),
+]
+
+# Fields every rotation changes, whatever was sent.
+ROTATION_FIELDS = {
+    "key",
+    "key_name",
+    "token",
+    "token_id",
+    "updated_at",
+    "rotation_count",
+    "last_rotated_at",
+    "expires",
+}
+# Fields that follow from another setting.
+DERIVED = {"budget_duration": {"budget_reset_at"}, "duration": {"expires"}}
+
+
+async def audit_count(server: ServerHandle, key_id: str, action: str) -> int:
+    engine = db.create_engine(server.database_url)
+    try:
+        async with engine.connect() as conn:
+            count = await conn.scalar(
+                select(func.count())
+                .select_from(AuditEvent)
+                .where(AuditEvent.key_id == key_id, AuditEvent.action == action)
+            )
+            return int(count or 0)
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize(("name", "sent", "shown"), ROUND_TRIPS)
+async def test_regenerate_applies_a_setting_sent_alone_and_keeps_the_rest(
+    server: ServerHandle, stub: Any, name: str, sent: Any, shown: Any
+) -> None:
+    admin = admin_md(server)
+    created = await generate(stub, admin, **FULL_KEY)
+    before = as_json(created.key)
+
+    response = await stub.Regenerate(
+        build(pb.RegenerateRequest, key=created.key.key, **{name: sent}),
+        metadata=admin,
+    )
+
+    after = as_json(response.key)
+    assert after[name] == shown
+    untouched = set(before) - ROTATION_FIELDS - {name} - DERIVED.get(name, set())
+    assert {f: after[f] for f in untouched} == {f: before[f] for f in untouched}
+    info = await stub.Info(pb.InfoRequest(key=response.key.key), metadata=admin)
+    assert as_json(info.info)[name] == shown
+
+
+async def test_regenerate_sets_expiry_and_budget_reset_from_durations(
+    server: ServerHandle, stub: Any
+) -> None:
+    admin = admin_md(server)
+    created = await generate(stub, admin)
+    now = server.clock.now()
+
+    response = await stub.Regenerate(
+        build(
+            pb.RegenerateRequest,
+            key=created.key.key,
+            duration="2w",
+            budget_duration="1mo",
+        ),
+        metadata=admin,
+    )
+
+    assert response.key.expires.ToDatetime() == now + dt.timedelta(weeks=2)
+    reset = response.key.budget_reset_at.ToDatetime()
+    assert (reset.year * 12 + reset.month) - (now.year * 12 + now.month) == 1
+
+    never = await stub.Regenerate(
+        build(pb.RegenerateRequest, key=response.key.key, duration="-1"),
+        metadata=admin,
+    )
+    assert not never.key.HasField("expires")
+    assert not never.key.HasField("duration")
+
+
+async def test_regenerate_with_no_fields_keeps_every_setting(
+    server: ServerHandle, stub: Any
+) -> None:
+    admin = admin_md(server)
+    created = await generate(stub, admin, **FULL_KEY)
+
+    response = await stub.Regenerate(
+        pb.RegenerateRequest(key=created.key.token_id), metadata=admin
+    )
+
+    before, after = as_json(created.key), as_json(response.key)
+    kept = set(before) - ROTATION_FIELDS
+    assert {f: after[f] for f in kept} == {f: before[f] for f in kept}
+    assert response.key.id == created.key.id
+    assert response.key.key.startswith("sk-")
+    assert response.key.key != created.key.key
+    assert response.key.token_id != created.key.token_id
+    assert response.key.key_name == f"sk-...{response.key.key[-4:]}"
+    assert response.key.rotation_count == 1
+
+
+async def test_old_secret_stops_working_at_once_without_grace_period(
+    server: ServerHandle, stub: Any
+) -> None:
+    admin = admin_md(server)
+    old = (await generate(stub, admin)).key.key
+
+    new = (await stub.Regenerate(pb.RegenerateRequest(key=old), metadata=admin)).key.key
+
+    verdict = await stub.Verify(pb.VerifyRequest(key=old), metadata=admin)
+    assert (verdict.valid, verdict.reason) == (False, pb.VERIFY_REASON_NOT_FOUND)
+    for call in (
+        stub.Info(pb.InfoRequest(), metadata=bearer(old)),
+        stub.Verify(pb.VerifyRequest(key=old), metadata=bearer(old)),
+        stub.Regenerate(pb.RegenerateRequest(key=old), metadata=bearer(old)),
+    ):
+        assert (await rpc_error(call)).code() == grpc.StatusCode.UNAUTHENTICATED
+    verdict = await stub.Verify(pb.VerifyRequest(key=new), metadata=bearer(new))
+    assert (verdict.valid, verdict.reason) == (True, pb.VERIFY_REASON_OK)
+    info = await stub.Info(pb.InfoRequest(), metadata=bearer(new))
+    assert info.info.token_id == info.key
+
+
+async def test_regenerate_with_grace_period_keeps_old_key_valid_until_deadline(
+    server: ServerHandle, stub: Any
+) -> None:
+    admin = admin_md(server)
+    old = (await generate(stub, admin)).key.key
+
+    new = (
+        await stub.Regenerate(
+            pb.RegenerateRequest(key=old, grace_period="1h"), metadata=admin
+        )
+    ).key.key
+
+    server.clock.advance(3599)
+    verdict = await stub.Verify(pb.VerifyRequest(key=old), metadata=admin)
+    assert (verdict.valid, verdict.in_grace_period) == (True, True)
+    info = await stub.Info(pb.InfoRequest(), metadata=bearer(old))
+    assert info.info.key_name == f"sk-...{new[-4:]}"
+
+    server.clock.advance(1)
+    verdict = await stub.Verify(pb.VerifyRequest(key=old), metadata=admin)
+    assert (verdict.valid, verdict.reason) == (False, pb.VERIFY_REASON_NOT_FOUND)
+    error = await rpc_error(stub.Info(pb.InfoRequest(), metadata=bearer(old)))
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    verdict = await stub.Verify(pb.VerifyRequest(key=new), metadata=admin)
+    assert verdict.valid
+
+
+async def test_a_key_can_rotate_itself_and_only_change_harmless_settings(
+    server: ServerHandle, stub: Any
+) -> None:
+    admin = admin_md(server)
+    old = (await generate(stub, admin, max_budget=5)).key.key
+
+    denied = await rpc_error(
+        stub.Regenerate(
+            build(pb.RegenerateRequest, key=old, max_budget=500), metadata=bearer(old)
+        )
+    )
+    assert denied.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "max_budget" in (denied.details() or "")
+
+    rotated = await stub.Regenerate(
+        build(pb.RegenerateRequest, key=old, key_alias="mine"), metadata=bearer(old)
+    )
+    assert rotated.key.key_alias == "mine"
+    assert rotated.key.max_budget == 5
+
+
+async def test_concurrent_regenerates_of_one_key_let_exactly_one_win(
+    server: ServerHandle, stub: Any
+) -> None:
+    admin = admin_md(server)
+    created = (await generate(stub, admin)).key
+
+    results = await asyncio.gather(
+        *(
+            stub.Regenerate(
+                build(pb.RegenerateRequest, key=created.key, key_alias=f"r{i}"),
+                metadata=admin,
+            )
+            for i in range(50)
+        ),
+        return_exceptions=True,
+    )
+
+    wins = [r for r in results if isinstance(r, pb.RegenerateResponse)]
+    losses = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(wins) == 1
+    assert len(losses) == 49
+    assert {e.code() for e in losses} == {grpc.StatusCode.ABORTED}
+    winner = wins[0].key
+    verdict = await stub.Verify(pb.VerifyRequest(key=winner.key), metadata=admin)
+    assert verdict.valid
+    info = await stub.Info(pb.InfoRequest(key=winner.token_id), metadata=admin)
+    assert (info.info.key_alias, info.info.rotation_count) == (winner.key_alias, 1)
+    assert await audit_count(server, created.id, "regenerate") == 1
+
+
+async def test_retried_regenerate_with_same_idempotency_key_replays_response(
+    server: ServerHandle, stub: Any
+) -> None:
+    admin = admin_md(server)
+    created = (await generate(stub, admin)).key
+    request = build(pb.RegenerateRequest, key=created.key, max_budget=100)
+    retry_md = (*admin, ("idempotency-key", "rotate-42"))
+
+    first = await stub.Regenerate(request, metadata=retry_md)
+    second = await stub.Regenerate(request, metadata=retry_md)
+
+    assert second == first
+    info = await stub.Info(pb.InfoRequest(key=first.key.token_id), metadata=admin)
+    assert info.info.rotation_count == 1
+    assert await audit_count(server, created.id, "regenerate") == 1
+
+    other = build(pb.RegenerateRequest, key=created.key, max_budget=200)
+    error = await rpc_error(stub.Regenerate(other, metadata=retry_md))
+    assert error.code() == grpc.StatusCode.ABORTED
+    assert "idempotency" in (error.details() or "")
+    info = await stub.Info(pb.InfoRequest(key=first.key.token_id), metadata=admin)
+    assert (info.info.rotation_count, info.info.max_budget) == (1, 100)
+
+
+async def test_self_rotation_retry_replays_even_though_old_secret_is_revoked(
+    server: ServerHandle, stub: Any
+) -> None:
+    old = (await generate(stub, admin_md(server))).key.key
+    retry_md = (*bearer(old), ("idempotency-key", "self-rotate"))
+    request = pb.RegenerateRequest(key=old)
+
+    first = await stub.Regenerate(request, metadata=retry_md)
+    second = await stub.Regenerate(request, metadata=retry_md)
+
+    assert second.key.key == first.key.key
+    other_md = (*bearer(old), ("idempotency-key", "another"))
+    error = await rpc_error(stub.Regenerate(request, metadata=other_md))
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_idempotent_replays_expire_after_a_day(
+    server: ServerHandle, stub: Any
+) -> None:
+    admin = admin_md(server)
+    created = (await generate(stub, admin)).key
+    retry_md = (*admin, ("idempotency-key", "daily"))
+
+    first = await stub.Regenerate(
+        pb.RegenerateRequest(key=created.token_id), metadata=retry_md
+    )
+    server.clock.advance(24 * 3600)
+    late = await rpc_error(
+        stub.Regenerate(pb.RegenerateRequest(key=created.token_id), metadata=retry_md)
+    )
+
+    # The replay is gone, so the stale token id is refused as rotated.
+    assert late.code() == grpc.StatusCode.ABORTED
+    assert first.key.key not in (late.details() or "")
+
+
+async def test_expired_key_with_stored_duration_regenerates_into_live_key(
+    server: ServerHandle, stub: Any
+) -> None:
+    admin = admin_md(server)
+    created = (await generate(stub, admin, duration="1h")).key
+    server.clock.advance(2 * 3600)
+    verdict = await stub.Verify(pb.VerifyRequest(key=created.key), metadata=admin)
+    assert verdict.reason == pb.VERIFY_REASON_EXPIRED
+
+    rotated = (
+        await stub.Regenerate(pb.RegenerateRequest(key=created.key), metadata=admin)
+    ).key
+
+    assert rotated.expires.ToDatetime() == server.clock.now() + dt.timedelta(hours=1)
+    verdict = await stub.Verify(pb.VerifyRequest(key=rotated.key), metadata=admin)
+    assert (verdict.valid, verdict.reason) == (True, pb.VERIFY_REASON_OK)
+
+
+async def test_new_key_replaces_secret_with_callers_choice(
+    server: ServerHandle, stub: Any
+) -> None:
+    admin = admin_md(server)
+    created = (await generate(stub, admin)).key
+    chosen = "sk-chosen-by-the-caller-0001"
+
+    rotated = await stub.Regenerate(
+        pb.RegenerateRequest(key=created.key, new_key=chosen), metadata=admin
+    )
+
+    assert rotated.key.key == chosen
+    assert (await stub.Verify(pb.VerifyRequest(key=chosen), metadata=admin)).valid
+    other = (await generate(stub, admin)).key
+    taken = await rpc_error(
+        stub.Regenerate(
+            pb.RegenerateRequest(key=other.key, new_key=chosen), metadata=admin
+        )
+    )
+    assert taken.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert chosen not in (taken.details() or "")
+    assert (await stub.Verify(pb.VerifyRequest(key=other.key), metadata=admin)).valid
