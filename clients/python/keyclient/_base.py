@@ -42,7 +42,7 @@ class ClientBase:
         return tuple(metadata)
 
     def _log_retry(self, rpc: str, attempt: int, delay: float) -> None:
-        logger.warning(
+        logger.info(
             "keyservice %s got UNAVAILABLE (attempt %d of %d), retrying in %.2fs",
             rpc,
             attempt,

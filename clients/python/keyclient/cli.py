@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -200,6 +201,9 @@ def parser() -> argparse.ArgumentParser:
         help="deadline of the call in seconds, retries included (default %(default)s)",
     )
     root.add_argument("--json", action="store_true", help="print JSON for scripts")
+    root.add_argument(
+        "-v", "--verbose", action="store_true", help="log retries to stderr"
+    )
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     generate = commands.add_parser("generate", help="create a key")
@@ -262,7 +266,10 @@ class _Output:
 
     def key(self, key: key_pb2.Key) -> None:
         fields = key_to_dict(key)
-        fields.pop("token", None)  # the same as token_id
+        # `token` and, outside Generate/Regenerate, `key` repeat token_id.
+        fields.pop("token", None)
+        if fields.get("key") == fields.get("token_id"):
+            fields.pop("key", None)
         width = max((len(name) for name in fields), default=0)
         for name, value in fields.items():
             shown = value if isinstance(value, str) else json.dumps(value)
@@ -398,6 +405,10 @@ def _fail(message: str) -> NoReturn:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="keyctl: %(message)s",
+    )
     api_key = args.api_key or os.environ.get("KEYSERVICE_API_KEY") or None
     output = _Output(args.json, sys.stdout)
 

@@ -1,0 +1,217 @@
+"""keyctl, the installed console script, against a live server."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import pathlib
+import sys
+from typing import Any
+
+import pytest
+
+from tests.conftest import ServerHandle
+
+# pyproject.toml installs keyctl next to the interpreter running the tests.
+KEYCTL = pathlib.Path(sys.executable).parent / "keyctl"
+
+
+@pytest.fixture
+def backend() -> str:
+    # keyctl is what is under test; the server's own tests cover both databases.
+    return "sqlite"
+
+
+@dataclasses.dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+async def keyctl(
+    target: str,
+    *args: str,
+    api_key: str | None = None,
+    stdin: str | None = None,
+) -> Run:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYSERVICE_")}
+    env["KEYSERVICE_TARGET"] = target
+    if api_key is not None:
+        env["KEYSERVICE_API_KEY"] = api_key
+    # The server runs on this event loop, so keyctl must not block it.
+    process = await asyncio.create_subprocess_exec(
+        str(KEYCTL),
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, err = await process.communicate(stdin.encode() if stdin else b"")
+    assert process.returncode is not None
+    return Run(process.returncode, out.decode(), err.decode())
+
+
+async def admin(server: ServerHandle, *args: str, stdin: str | None = None) -> Run:
+    return await keyctl(server.address, *args, api_key=server.master_key, stdin=stdin)
+
+
+def test_keyctl_is_installed_as_a_console_script() -> None:
+    assert KEYCTL.exists(), "pip install -e . should have installed keyctl"
+
+
+async def test_generate_prints_the_new_secret_once_and_clearly(
+    server: ServerHandle,
+) -> None:
+    run = await admin(server, "generate", "--key-alias", "human", "--tags", "a,b")
+    assert run.code == 0, run.err
+
+    lines = run.out.splitlines()
+    assert "shown this once" in lines[0]
+    secret = lines[2].strip()
+    assert secret.startswith("sk-")
+    assert run.out.count(secret) == 1
+    assert any(line.split()[:2] == ["key_alias", "human"] for line in lines)
+
+
+async def test_every_subcommand_with_json_output(server: ServerHandle) -> None:
+    generated = await admin(
+        server,
+        "--json",
+        "generate",
+        "--key-alias",
+        "svc",
+        "--team-id",
+        "core-infra",
+        "--max-budget",
+        "10",
+        "--model-rpm-limit",
+        "gpt-4o=5",
+    )
+    assert generated.code == 0, generated.err
+    key = generated.json()
+    secret = key["key"]
+    assert secret.startswith("sk-")
+    assert key["model_rpm_limit"] == {"gpt-4o": 5}
+
+    rotated = await admin(
+        server,
+        "--json",
+        "regenerate",
+        secret,
+        "--max-budget",
+        "100",
+        "--metadata",
+        "team=core-infra",
+        "--metadata",
+        "tier=2",
+        "--grace-period",
+        "24h",
+    )
+    assert rotated.code == 0, rotated.err
+    new = rotated.json()
+    assert new["id"] == key["id"]
+    assert new["max_budget"] == 100
+    assert new["metadata"] == {"team": "core-infra", "tier": 2}
+    assert new["key"] != secret
+
+    old_verdict = await admin(server, "--json", "verify", "-", stdin=secret + "\n")
+    assert old_verdict.code == 0
+    assert old_verdict.json()["in_grace_period"] is True
+    new_verdict = await admin(server, "--json", "verify", new["key"])
+    assert (new_verdict.code, new_verdict.json()["reason"]) == (0, "OK")
+
+    info = await admin(server, "--json", "info", new["token_id"])
+    assert info.json()["rotation_count"] == 1
+    assert info.json()["key"] == new["token_id"]
+
+    updated = await admin(
+        server, "--json", "update", new["token_id"], "--rpm-limit", "9"
+    )
+    assert updated.json()["rpm_limit"] == 9
+
+    listed = await admin(server, "--json", "list", "--team-id", "core-infra", "--full")
+    page = listed.json()
+    assert page["total_count"] == 1
+    assert page["keys"][0]["token_id"] == new["token_id"]
+
+    blocked = await admin(server, "--json", "block", new["token_id"])
+    assert blocked.json()["blocked"] is True
+    refused = await admin(server, "--json", "verify", new["key"])
+    assert (refused.code, refused.json()["reason"]) == (1, "BLOCKED")
+    unblocked = await admin(server, "--json", "unblock", new["token_id"])
+    assert unblocked.json().get("blocked", False) is False
+
+    deleted = await admin(server, "--json", "delete", new["token_id"])
+    assert deleted.json() == {"deleted_keys": [new["token_id"]]}
+    assert (await admin(server, "info", new["token_id"])).code == 3
+
+
+async def test_human_output_of_the_other_subcommands(server: ServerHandle) -> None:
+    generated = (await admin(server, "--json", "generate", "--key-alias", "h")).json()
+    token_id = generated["token_id"]
+
+    listed = await admin(server, "list")
+    assert listed.out.splitlines() == [token_id, "page 1 of 1, 1 keys"]
+    info = await admin(server, "info", token_id)
+    assert ["token_id", token_id] in [line.split() for line in info.out.splitlines()]
+    assert generated["key"] not in info.out
+    verdict = await admin(server, "verify", generated["key"])
+    assert verdict.out.startswith("valid: OK")
+    deleted = await admin(server, "delete", "--alias", "h")
+    assert deleted.out.splitlines() == ["deleted 1 key(s)", token_id]
+
+
+@pytest.mark.parametrize(
+    ("case", "expected_code", "expected_type"),
+    [
+        ("not_found", 3, "not_found_error"),
+        ("unauthenticated", 4, "auth_error"),
+        ("permission_denied", 5, "permission_error"),
+        ("invalid_argument", 6, "invalid_request_error"),
+        ("conflict", 7, "conflict_error"),
+    ],
+)
+async def test_exit_codes_name_the_failure(
+    server: ServerHandle, case: str, expected_code: int, expected_type: str
+) -> None:
+    owned = (await admin(server, "--json", "generate")).json()
+    argv: dict[str, tuple[str | None, list[str]]] = {
+        "not_found": (server.master_key, ["info", "sk-" + "n" * 40]),
+        "unauthenticated": (None, ["info", owned["token_id"]]),
+        "permission_denied": (
+            owned["key"],
+            ["update", owned["token_id"], "--spend", "1"],
+        ),
+        "invalid_argument": (server.master_key, ["generate", "--max-budget", "-1"]),
+        "conflict": (server.master_key, ["generate", "--key", owned["key"]]),
+    }
+    api_key, args = argv[case]
+
+    run = await keyctl(server.address, "--json", *args, api_key=api_key)
+
+    assert run.code == expected_code, run.err
+    error = json.loads(run.err)["error"]
+    assert error["type"] == expected_type
+    assert error["message"]
+    assert owned["key"] not in run.err
+    human = await keyctl(server.address, *args, api_key=api_key)
+    assert human.code == expected_code
+    assert human.err.startswith(f"keyctl: {expected_type}: ")
+
+
+async def test_unreachable_server_exits_8(unused_tcp_port: int) -> None:
+    run = await keyctl(f"127.0.0.1:{unused_tcp_port}", "--timeout", "2", "list")
+    assert run.code == 8
+    assert run.err.startswith("keyctl: unavailable: ")
+
+
+async def test_bad_command_line_exits_2(server: ServerHandle) -> None:
+    assert (await admin(server, "regenerate")).code == 2
+    assert (await admin(server, "generate", "--metadata", "no-equals")).code == 2
