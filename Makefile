@@ -34,7 +34,8 @@ migrate: venv
 run: venv migrate
 	$(VENV)/bin/keyserver serve --data-dir $(DATA_DIR)
 
-test: venv
+# The suite also runs buf and the TypeScript client's tests under Node.
+test: venv node-deps
 	$(PY) -m pytest -q
 
 $(NODE_DEPS): clients/ts/package-lock.json
