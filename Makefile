@@ -13,6 +13,7 @@ BUF := clients/ts/node_modules/.bin/buf
 
 help:
 	@echo "make run        start the gRPC server (127.0.0.1:50051) on SQLite in ./$(DATA_DIR)"
+	@echo "                and Envoy with the legacy REST API on http://localhost:4000"
 	@echo "make test       run the whole test suite"
 	@echo "make gen        regenerate gen/ from proto/"
 	@echo "make check-gen  fail if the committed gen/ differs from a fresh generation"
@@ -31,8 +32,9 @@ venv: $(VENV)/.installed
 migrate: venv
 	$(VENV)/bin/keyserver migrate --data-dir $(DATA_DIR)
 
+# The gRPC server and Envoy (REST on :4000) together; Ctrl-C stops both.
 run: venv migrate
-	$(VENV)/bin/keyserver serve --data-dir $(DATA_DIR)
+	VENV=$(VENV) DATA_DIR=$(DATA_DIR) server/tools/run_dev.sh
 
 # The suite also runs buf and the TypeScript client's tests under Node.
 test: venv node-deps

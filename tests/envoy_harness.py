@@ -3,6 +3,11 @@
 The config is the repository's envoy.yaml with only what a test must change:
 free ports for the listener and the admin interface, the server's port as the
 upstream, and absolute paths. Envoy's log is kept and printed when a test fails.
+
+`rest_client` also holds every exchange to the rules of the legacy surface: no
+gRPC or internal header reaches the client, every error has the legacy shape,
+and no plaintext key appears in an error or in a body that is not the one
+answer that shows it.
 """
 
 from __future__ import annotations
@@ -12,9 +17,11 @@ import contextlib
 import json
 import os
 import pathlib
+import re
 import shutil
 import sys
-from collections.abc import AsyncIterator
+import urllib.parse
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -171,3 +178,105 @@ async def run_envoy(upstream_port: int, workdir: pathlib.Path) -> AsyncIterator[
                 process.kill()
                 await process.wait()
         sys.stderr.write(f"--- envoy log ({log_path}) ---\n{envoy.log()}\n")
+
+
+#: Headers of the gRPC hop that must not reach a REST client.
+INTERNAL_HEADER_PREFIXES = ("grpc-", "x-error-", "x-keyservice-")
+#: The answers that show a plaintext key: the new one, once.
+_SHOWS_SECRET = re.compile(r"^/key/(generate|regenerate|[^/]+/regenerate)$")
+
+
+def secrets_in(value: Any) -> Iterator[str]:
+    """Every string that looks like a plaintext key, anywhere in `value`.
+
+    `key_name` is a display form of a key (`sk-...` and its last four
+    characters), so it is left out.
+    """
+    if isinstance(value, str):
+        if value.startswith("sk-") and not value.startswith("sk-..."):
+            yield value
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            if name != "key_name":
+                yield from secrets_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from secrets_in(item)
+
+
+def _json(content: bytes) -> Any:
+    try:
+        return json.loads(content)
+    except ValueError:
+        return None
+
+
+class LegacyChecks:
+    """httpx event hooks that check every exchange; `secrets` grows as keys
+    are sent or issued, and is the set the server fixture checks at teardown."""
+
+    def __init__(self, secrets: set[str]) -> None:
+        self.secrets = secrets
+
+    async def on_request(self, request: httpx.Request) -> None:
+        authorization = request.headers.get("authorization", "")
+        self.secrets.update(secrets_in(authorization.removeprefix("Bearer ")))
+        self.secrets.update(secrets_in(request.headers.get("x-litellm-api-key", "")))
+        for segment in request.url.raw_path.decode().split("?")[0].split("/"):
+            self.secrets.update(secrets_in(urllib.parse.unquote(segment)))
+        for _, value in urllib.parse.parse_qsl(request.url.query.decode()):
+            self.secrets.update(secrets_in(value))
+        self.secrets.update(secrets_in(_json(request.content)))
+
+    async def on_response(self, response: httpx.Response) -> None:
+        await response.aread()
+        leaked = [
+            name
+            for name in response.headers
+            if name.lower().startswith(INTERNAL_HEADER_PREFIXES)
+        ]
+        assert not leaked, f"internal headers reached the client: {leaked}"
+
+        if response.status_code >= 400:
+            assert_legacy_error(response)
+        if response.status_code >= 400 or not _SHOWS_SECRET.match(
+            response.request.url.path
+        ):
+            for secret in self.secrets:
+                assert secret not in response.text, (
+                    f"a plaintext key is in the {response.status_code} answer to "
+                    f"{response.request.method} {response.request.url.path}"
+                )
+        self.secrets.update(secrets_in(_json(response.content)))
+
+
+def assert_legacy_error(response: httpx.Response) -> dict[str, Any]:
+    """Check the legacy error shape; answer its `error` object."""
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error"}, body
+    error: dict[str, Any] = body["error"]
+    assert set(error) == {"message", "type", "param", "code"}, error
+    assert error["code"] == str(response.status_code), error
+    assert isinstance(error["message"], str) and error["message"], error
+    assert isinstance(error["type"], str) and error["type"], error
+    assert error["param"] is None or isinstance(error["param"], str), error
+    return error
+
+
+@contextlib.asynccontextmanager
+async def rest_client(
+    upstream_port: int, workdir: pathlib.Path, secrets: set[str]
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of a fresh Envoy in front of 127.0.0.1:`upstream_port`."""
+    checks = LegacyChecks(secrets)
+    async with run_envoy(upstream_port, workdir) as envoy:
+        async with httpx.AsyncClient(
+            base_url=envoy.base_url,
+            timeout=30.0,
+            event_hooks={
+                "request": [checks.on_request],
+                "response": [checks.on_response],
+            },
+        ) as client:
+            yield client
