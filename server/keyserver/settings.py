@@ -37,21 +37,24 @@ _INT32_MAX = 2**31 - 1
 _MAX_TEXT = 256
 
 
-def _number(value: Any, *, param: str) -> float:
+def _number(value: Any, *, param: str, where: str = "") -> float:
+    """A finite number of at least 0; `where` names a value nested in `param`."""
+    where = where or param
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidArgument(f"{param} must be a number", param=param)
+        raise InvalidArgument(f"{where} must be a number", param=param)
     if not math.isfinite(value) or value < 0:
         raise InvalidArgument(
-            f"{param} must be a finite number of at least 0", param=param
+            f"{where} must be a finite number of at least 0", param=param
         )
     return float(value)
 
 
-def _whole(value: Any, *, param: str) -> int:
-    number = _number(value, param=param)
+def _whole(value: Any, *, param: str, where: str = "") -> int:
+    number = _number(value, param=param, where=where)
     if number != int(number) or number > _INT32_MAX:
         raise InvalidArgument(
-            f"{param} must be a whole number from 0 to {_INT32_MAX}", param=param
+            f"{where or param} must be a whole number from 0 to {_INT32_MAX}",
+            param=param,
         )
     return int(number)
 
@@ -61,7 +64,9 @@ def _model_limits(value: Any, *, param: str) -> dict[str, int]:
         raise InvalidArgument(
             f"{param} must be an object of model name to number", param=param
         )
-    return {str(m): _whole(v, param=f"{param}.{m}") for m, v in value.items()}
+    return {
+        str(m): _whole(v, param=param, where=f"{param}.{m}") for m, v in value.items()
+    }
 
 
 def _model_budgets(value: Any, *, param: str) -> dict[str, dict[str, Any]]:
@@ -84,7 +89,7 @@ def _model_budgets(value: Any, *, param: str) -> dict[str, dict[str, Any]]:
         budget: dict[str, Any] = {}
         if config.get("budget_limit") is not None:
             budget["budget_limit"] = _number(
-                config["budget_limit"], param=f"{where}.budget_limit"
+                config["budget_limit"], param=param, where=f"{where}.budget_limit"
             )
         if config.get("time_period") is not None:
             period = config["time_period"]
@@ -92,9 +97,12 @@ def _model_budgets(value: Any, *, param: str) -> dict[str, dict[str, Any]]:
                 raise InvalidArgument(
                     f"{where}.time_period must be a duration", param=param
                 )
-            budget["time_period"] = durations.validate(
-                period, param=f"{where}.time_period"
-            )
+            try:
+                budget["time_period"] = durations.validate(
+                    period, param=f"{where}.time_period"
+                )
+            except InvalidArgument as exc:
+                raise InvalidArgument(exc.message, param=param) from None
         budgets[str(model)] = budget
     return budgets
 
