@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -79,3 +81,82 @@ def test_an_uncommented_field_fails_lint(buf: str, proto_copy: pathlib.Path) -> 
 
     assert run.returncode != 0
     assert 'Field "grace_period" should have a non-empty comment' in run.stdout
+
+
+_RECORDING_PLUGIN = """\
+#!{python}
+# Stands in for a real plugin: answers with one file that lists, for each file
+# to generate, its name and the go_package/java_package it was given.
+import sys
+from google.protobuf.compiler import plugin_pb2
+
+request = plugin_pb2.CodeGeneratorRequest.FromString(sys.stdin.buffer.read())
+by_name = {{f.name: f for f in request.proto_file}}
+lines = [
+    f"{{name}} {{by_name[name].options.go_package}}"
+    for name in request.file_to_generate
+]
+response = plugin_pb2.CodeGeneratorResponse(supported_features=1)
+response.file.add(name="{name}.txt", content="\\n".join(lines) + "\\n")
+sys.stdout.buffer.write(response.SerializeToString())
+"""
+
+
+def test_the_go_template_in_the_readme_generates_our_files_only(
+    buf: str, tmp_path: pathlib.Path
+) -> None:
+    # protoc-gen-go is not installed in CI; recording stand-ins check what buf
+    # hands the real plugins.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("protoc-gen-go", "protoc-gen-go-grpc"):
+        plugin = bin_dir / name
+        plugin.write_text(_RECORDING_PLUGIN.format(python=sys.executable, name=name))
+        plugin.chmod(0o755)
+    workdir = tmp_path / "checkout"
+    shutil.copytree(PROTO, workdir / "proto")
+
+    run = subprocess.run(
+        [
+            buf,
+            "generate",
+            "proto",
+            "--template",
+            "proto/buf.gen.go.yaml",
+            "--path",
+            "proto/keyservice",
+        ],
+        cwd=workdir,
+        env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert run.returncode == 0, run.stderr
+    go_package = "example.com/yourteam/gen/go/keyservice/v1;keyservicev1"
+    for name in ("protoc-gen-go", "protoc-gen-go-grpc"):
+        lines = (workdir / "gen" / "go" / f"{name}.txt").read_text().splitlines()
+        assert lines == [
+            f"keyservice/v1/key.proto {go_package}",
+            f"keyservice/v1/key_service.proto {go_package}",
+        ]
+
+
+def test_the_protoc_include_paths_in_the_readme_compile(tmp_path: pathlib.Path) -> None:
+    # The README's protoc commands use `-I proto -I proto/third_party/googleapis`;
+    # grpcio-tools bundles the same compiler (without the Go and Java outputs).
+    import grpc_tools
+    from grpc_tools import protoc
+
+    well_known = pathlib.Path(grpc_tools.__file__).parent / "_proto"
+    args = [
+        "protoc",
+        f"-I{PROTO}",
+        f"-I{PROTO / 'third_party' / 'googleapis'}",
+        f"-I{well_known}",
+        f"--descriptor_set_out={tmp_path / 'out.binpb'}",
+        str(PROTO / "keyservice" / "v1" / "key.proto"),
+        str(PROTO / "keyservice" / "v1" / "key_service.proto"),
+    ]
+    assert protoc.main(args) == 0
