@@ -167,3 +167,42 @@ async def test_x_litellm_api_key_header_authenticates(
     )
 
     assert listed.total_count == 0
+
+
+async def test_spend_resets_when_the_budget_window_ends(
+    server: ServerHandle, stub: Any
+) -> None:
+    admin = admin_md(server)
+    created = await generate(stub, admin, max_budget=10, spend=10, budget_duration="1h")
+    verdict = await stub.Verify(pb.VerifyRequest(key=created.key.key), metadata=admin)
+    assert verdict.reason == pb.VERIFY_REASON_OVER_BUDGET
+
+    server.clock.advance(3600)
+
+    # Usable at once, before any sweep has run...
+    assert (
+        await stub.Verify(pb.VerifyRequest(key=created.key.key), metadata=admin)
+    ).valid
+    # ...and the sweep brings the stored spend and the next reset up to date.
+    assert await server.running.keys.reset_due_budgets() == 1
+    info = await stub.Info(pb.InfoRequest(key=created.key.key), metadata=admin)
+    assert info.info.spend == 0
+    assert info.info.budget_reset_at.ToDatetime() == server.clock.now() + dt.timedelta(
+        hours=1
+    )
+    assert await server.running.keys.reset_due_budgets() == 0
+
+
+async def test_stale_idempotent_replays_are_forgotten(
+    server: ServerHandle, stub: Any
+) -> None:
+    admin = admin_md(server)
+    created = await generate(stub, admin)
+    await stub.Regenerate(
+        pb.RegenerateRequest(key=created.key.key),
+        metadata=(*admin, ("idempotency-key", "once")),
+    )
+
+    assert await server.running.keys.forget_stale_replays() == 0
+    server.clock.advance(24 * 3600)
+    assert await server.running.keys.forget_stale_replays() == 1

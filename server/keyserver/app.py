@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 SERVICE_NAME = key_service_pb2.DESCRIPTOR.services_by_name["KeyService"].full_name
 #: How long in-flight RPCs may finish after SIGTERM.
 SHUTDOWN_GRACE_SECONDS = 10.0
+#: How often spend resets and stale idempotent replays are swept.
+HOUSEKEEPING_INTERVAL_SECONDS = 60.0
 
 
 @dataclasses.dataclass
@@ -38,6 +40,7 @@ class RunningServer:
     database: db.Database
     keys: KeyManager
     health: health_aio.HealthServicer
+    housekeeping: asyncio.Task[None]
 
     @property
     def address(self) -> str:
@@ -45,11 +48,29 @@ class RunningServer:
 
     async def stop(self, grace: float | None = SHUTDOWN_GRACE_SECONDS) -> None:
         await self.health.enter_graceful_shutdown()
+        self.housekeeping.cancel()
         await self.server.stop(grace)
+        await asyncio.gather(self.housekeeping, return_exceptions=True)
         await self.database.close()
 
 
-async def start(settings: Settings, clock: Clock | None = None) -> RunningServer:
+async def housekeeping(keys: KeyManager, interval: float) -> None:
+    """Reset due budgets and forget stale replays, every `interval` seconds."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            while await keys.reset_due_budgets() > 0:
+                pass
+            await keys.forget_stale_replays()
+        except Exception:
+            logger.exception("housekeeping failed; retrying in %.0fs", interval)
+
+
+async def start(
+    settings: Settings,
+    clock: Clock | None = None,
+    housekeeping_interval: float = HOUSEKEEPING_INTERVAL_SECONDS,
+) -> RunningServer:
     """Migrate the database, then start serving on `settings.listen`."""
     secrets = load_secrets(settings)
     engine = db.create_engine(settings.resolved_database_url())
@@ -81,7 +102,8 @@ async def start(settings: Settings, clock: Clock | None = None) -> RunningServer
     logger.info(
         "serving %s on %s", SERVICE_NAME, settings.listen.rsplit(":", 1)[0] + f":{port}"
     )
-    return RunningServer(server, port, database, keys, health_servicer)
+    sweeper = asyncio.create_task(housekeeping(keys, housekeeping_interval))
+    return RunningServer(server, port, database, keys, health_servicer, sweeper)
 
 
 def _write_port_file(path: pathlib.Path, port: int) -> None:

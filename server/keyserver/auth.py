@@ -38,6 +38,7 @@ class Principal:
     """The authenticated caller: the master key, or one stored key."""
 
     key: KeyRow | None
+    actor_name: str = "master"
 
     @property
     def is_admin(self) -> bool:
@@ -46,7 +47,7 @@ class Principal:
     @property
     def actor(self) -> str:
         """How the audit log names the caller; never a secret."""
-        return "master" if self.key is None else self.key.id
+        return self.actor_name if self.key is None else self.key.id
 
     @property
     def managed_team(self) -> str | None:

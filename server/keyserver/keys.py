@@ -46,6 +46,8 @@ _SORTABLE = {
     "max_budget": KeyRow.max_budget,
 }
 _TOKEN_LENGTH = 64
+#: The actor of changes the service makes by itself, such as budget resets.
+_SYSTEM = Principal(key=None, actor_name="system")
 
 
 class VerifyReason(enum.Enum):
@@ -119,6 +121,13 @@ def _grace_period(value: str | None, now: dt.datetime) -> dt.datetime:
     return durations.add(now, value)
 
 
+def _current_spend(key: KeyRow, now: dt.datetime) -> float:
+    """The spend that counts now: none once the budget window has ended."""
+    if key.budget_reset_at is not None and key.budget_reset_at <= now:
+        return 0.0
+    return key.spend
+
+
 class KeyManager:
     def __init__(
         self, db: Database, hasher: tokens.Hasher, master_key: str, clock: Clock
@@ -171,7 +180,7 @@ class KeyManager:
             reason = VerifyReason.EXPIRED
         elif key.blocked:
             reason = VerifyReason.BLOCKED
-        elif key.max_budget is not None and key.spend >= key.max_budget:
+        elif key.max_budget is not None and _current_spend(key, now) >= key.max_budget:
             reason = VerifyReason.OVER_BUDGET
         else:
             reason = VerifyReason.OK
@@ -507,6 +516,33 @@ class KeyManager:
                 delete(IdempotencyRecord).where(IdempotencyRecord.created_at <= cutoff)
             )
         return int(getattr(result, "rowcount", 0) or 0)
+
+    async def reset_due_budgets(self, batch: int = 500) -> int:
+        """Zero the spend of keys whose budget window is over; start the next.
+
+        Verify already treats a due key's spend as zero, so a late run of this
+        never refuses a key wrongly; it only brings the stored value up to date.
+        """
+        now = self._clock.now()
+        async with self._write() as session:
+            due = list(
+                await session.scalars(
+                    select(KeyRow)
+                    .where(KeyRow.budget_reset_at <= now)
+                    .limit(batch)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            for key in due:
+                key.spend = 0.0
+                key.budget_reset_at = (
+                    durations.add(now, key.budget_duration)
+                    if key.budget_duration
+                    else None
+                )
+                key.updated_at = now
+                self._audit(session, key.id, "budget_reset", _SYSTEM, now, {})
+        return len(due)
 
     # -- helpers ------------------------------------------------------------
 

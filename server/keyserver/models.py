@@ -50,7 +50,8 @@ class KeyRow(Base):
     soft_budget: Mapped[float | None] = mapped_column(Double)
     model_max_budget: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     budget_duration: Mapped[str | None] = mapped_column(String(16))
-    budget_reset_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # Indexed: housekeeping finds the keys whose spend is due to reset.
+    budget_reset_at: Mapped[dt.datetime | None] = mapped_column(DateTime, index=True)
     max_parallel_requests: Mapped[int | None] = mapped_column(Integer)
     tpm_limit: Mapped[int | None] = mapped_column(Integer)
     rpm_limit: Mapped[int | None] = mapped_column(Integer)

@@ -59,6 +59,7 @@ def upgrade() -> None:
     op.create_index("ix_keys_user_id", "keys", ["user_id"])
     op.create_index("ix_keys_team_id", "keys", ["team_id"])
     op.create_index("ix_keys_created_at", "keys", ["created_at"])
+    op.create_index("ix_keys_budget_reset_at", "keys", ["budget_reset_at"])
 
     op.create_table(
         "retired_secrets",
