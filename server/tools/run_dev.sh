@@ -3,8 +3,8 @@
 # on http://localhost:4000, started together; Ctrl-C (or SIGTERM) stops both.
 #
 # The server's address is the one envoy.yaml forwards to, so it is fixed here.
-# For local use only, the master key defaults to the legacy examples' `sk-1234`;
-# set KEYSERVICE_MASTER_KEY to use another.
+# The master key is the server's as usual: KEYSERVICE_MASTER_KEY, or the one it
+# keeps in $DATA_DIR/master_key.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -13,7 +13,6 @@ DATA_DIR="${DATA_DIR:-data}"
 GRPC_LISTEN=127.0.0.1:50051
 REST_URL=http://localhost:4000
 ADMIN_URL=http://127.0.0.1:9901
-export KEYSERVICE_MASTER_KEY="${KEYSERVICE_MASTER_KEY:-sk-1234}"
 
 server_pid=""
 envoy_pid=""
