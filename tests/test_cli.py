@@ -168,6 +168,20 @@ async def test_human_output_of_the_other_subcommands(server: ServerHandle) -> No
     assert deleted.out.splitlines() == ["deleted 1 key(s)", token_id]
 
 
+async def test_regenerate_repeated_with_one_idempotency_key_rotates_once(
+    server: ServerHandle,
+) -> None:
+    secret = (await admin(server, "--json", "generate")).json()["key"]
+    args = ("--json", "regenerate", secret, "--idempotency-key", "deploy-42")
+
+    first = await admin(server, *args)
+    again = await admin(server, *args)
+
+    assert (first.code, again.code) == (0, 0), first.err + again.err
+    assert again.json()["key"] == first.json()["key"]
+    assert again.json()["rotation_count"] == 1
+
+
 @pytest.mark.parametrize(
     ("case", "expected_code", "expected_type"),
     [

@@ -263,6 +263,61 @@ async def test_regenerate_retried_after_lost_answer_rotates_exactly_once(
         assert secret not in caplog.text
 
 
+class _LostAnswer(grpc.RpcError, grpc.Call):  # type: ignore[misc]
+    """What the blocking stub raises for a connection reset mid-call."""
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNAVAILABLE
+
+    def details(self) -> str:
+        return "connection reset by test interceptor"
+
+    def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
+        return ()
+
+
+class _DropFirstResponseSync(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    def __init__(self, method: str) -> None:
+        self.method = f"/keyservice.v1.KeyService/{method}"
+        self.attempts: list[dict[str, str]] = []
+
+    def intercept_unary_unary(
+        self, continuation: Any, client_call_details: Any, request: Any
+    ) -> Any:
+        outcome = continuation(client_call_details, request)
+        if client_call_details.method != self.method:
+            return outcome
+        self.attempts.append(dict(client_call_details.metadata or ()))
+        if len(self.attempts) == 1:
+            outcome.result()  # the server has processed the request
+            raise _LostAnswer()
+        return outcome
+
+
+async def test_sync_regenerate_retried_after_lost_answer_rotates_exactly_once(
+    server: ServerHandle,
+) -> None:
+    dropper = _DropFirstResponseSync("Regenerate")
+
+    def scenario() -> None:
+        with KeyClient(server.address, api_key=server.master_key) as admin:
+            original = admin.generate(key_alias="sync-rotate-once")
+        with KeyClient(
+            server.address,
+            api_key=server.master_key,
+            retry=FAST_RETRY,
+            interceptors=[dropper],
+        ) as client:
+            rotated = client.regenerate(original.secret, idempotency_key="fixed-1")
+            info = client.info(rotated.token_id)
+            assert info.rotation_count == 1
+            assert client.verify(rotated.secret).valid
+            assert not client.verify(original.secret).valid
+
+    await asyncio.to_thread(scenario)
+    assert [a.get("idempotency-key") for a in dropper.attempts] == ["fixed-1"] * 2
+
+
 @pytest.mark.parametrize("rpc", ["Generate", "Delete"])
 async def test_calls_that_are_not_safe_to_repeat_are_not_retried(
     server: ServerHandle, rpc: str
