@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import ServerHandle
-from envoy_harness import assert_legacy_error, rest_client
+from envoy_harness import assert_legacy_error, rest_client, run_envoy
 
 from keyservice.v1 import key_pb2
 
@@ -477,3 +477,15 @@ async def test_an_unreachable_server_is_a_503_in_the_legacy_shape(
         )
 
     assert_error(response, 503, "unavailable_error")
+
+
+async def test_envoy_config_loads_without_deprecated_fields(
+    tmp_path: pathlib.Path,
+) -> None:
+    # A deprecated field is a warning today and a start-up failure after an
+    # Envoy upgrade.
+    async with run_envoy(1, tmp_path / "envoy") as envoy:
+        log = envoy.log()
+
+    assert "Deprecated field" not in log, log
+    assert "deprecated option" not in log, log
