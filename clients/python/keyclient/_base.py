@@ -1,4 +1,4 @@
-"""What the async and the sync client share: settings, metadata, errors."""
+"""What the async and the sync client share: settings, metadata, logging."""
 
 from __future__ import annotations
 
@@ -61,9 +61,3 @@ def plain_keys(keys: Sequence[str | Secret]) -> list[str]:
 
 def new_idempotency_key() -> str:
     return str(uuid.uuid4())
-
-
-def channel_options() -> list[tuple[str, int]]:
-    # Keep idle connections alive through NATs and proxies between a team's
-    # services and keyservice.
-    return [("grpc.keepalive_time_ms", 60_000)]

@@ -19,7 +19,6 @@ from keyclient._base import (
     DEFAULT_TARGET,
     DEFAULT_TIMEOUT,
     ClientBase,
-    channel_options,
     new_idempotency_key,
     plain,
     plain_keys,
@@ -57,14 +56,11 @@ class AsyncKeyClient(ClientBase):
     ) -> None:
         super().__init__(target, api_key=api_key, timeout=timeout, retry=retry)
         if credentials is None:
-            self._channel = grpc.aio.insecure_channel(
-                target, options=channel_options(), interceptors=interceptors
-            )
+            self._channel = grpc.aio.insecure_channel(target, interceptors=interceptors)
         else:
             self._channel = grpc.aio.secure_channel(
                 target,
                 credentials,
-                options=channel_options(),
                 interceptors=interceptors,
             )
         self._stub = key_service_pb2_grpc.KeyServiceStub(self._channel)

@@ -14,7 +14,6 @@ from keyclient._base import (
     DEFAULT_TARGET,
     DEFAULT_TIMEOUT,
     ClientBase,
-    channel_options,
     new_idempotency_key,
     plain,
     plain_keys,
@@ -52,11 +51,9 @@ class KeyClient(ClientBase):
     ) -> None:
         super().__init__(target, api_key=api_key, timeout=timeout, retry=retry)
         if credentials is None:
-            self._channel = grpc.insecure_channel(target, options=channel_options())
+            self._channel = grpc.insecure_channel(target)
         else:
-            self._channel = grpc.secure_channel(
-                target, credentials, options=channel_options()
-            )
+            self._channel = grpc.secure_channel(target, credentials)
         channel = self._channel
         if interceptors:
             channel = grpc.intercept_channel(channel, *interceptors)
