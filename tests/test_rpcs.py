@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any
 
@@ -206,3 +207,24 @@ async def test_stale_idempotent_replays_are_forgotten(
     assert await server.running.keys.forget_stale_replays() == 0
     server.clock.advance(24 * 3600)
     assert await server.running.keys.forget_stale_replays() == 1
+
+
+async def test_retried_generate_with_same_idempotency_key_creates_one_key(
+    server: ServerHandle, stub: Any
+) -> None:
+    admin = admin_md(server)
+    retry_md = (*admin, ("idempotency-key", "create-ci-bot"))
+    request = build(pb.GenerateRequest, key_alias="ci-bot")
+
+    first, second = await asyncio.gather(
+        stub.Generate(request, metadata=retry_md),
+        stub.Generate(request, metadata=retry_md),
+    )
+    third = await stub.Generate(request, metadata=retry_md)
+
+    assert first == second == third
+    listed = await stub.List(pb.ListRequest(key_alias="ci-bot"), metadata=admin)
+    assert listed.total_count == 1
+    other = build(pb.GenerateRequest, key_alias="another")
+    error = await rpc_error(stub.Generate(other, metadata=retry_md))
+    assert error.code() == grpc.StatusCode.ABORTED

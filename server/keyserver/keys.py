@@ -280,8 +280,16 @@ class KeyManager:
     # -- writes -------------------------------------------------------------
 
     async def generate(
-        self, principal: Principal, sent: Mapping[str, Any], key: str | None = None
+        self,
+        principal: Principal,
+        sent: Mapping[str, Any],
+        key: str | None = None,
+        *,
+        idempotency: Idempotency | None = None,
+        render: Callable[[Issued], bytes] | None = None,
     ) -> Issued:
+        """Create a key. With `idempotency`, `render` gives the response that a
+        retry replays; it is sealed and stored in the same transaction."""
         own_team = auth.require_manager(principal, "generate keys")
         changes = settings.validate(sent)
         if own_team is not None:
@@ -329,7 +337,9 @@ class KeyManager:
                 now,
                 {"changed": sorted(changes)},
             )
-        return Issued(row, plaintext)
+            issued = Issued(row, plaintext)
+            self._remember(session, idempotency, render, issued, now)
+        return issued
 
     async def regenerate(
         self,
@@ -387,15 +397,7 @@ class KeyManager:
                 details["grace_period"] = grace_period
             self._audit(session, row.id, "regenerate", principal, now, details)
             issued = Issued(row, plaintext)
-            if idempotency is not None and render is not None:
-                session.add(
-                    IdempotencyRecord(
-                        id=idempotency.record_id,
-                        request_hash=idempotency.request_hash,
-                        response=tokens.seal(idempotency.seal_key, render(issued)),
-                        created_at=now,
-                    )
-                )
+            self._remember(session, idempotency, render, issued, now)
         return issued
 
     async def update(
@@ -565,6 +567,26 @@ class KeyManager:
                 param="key",
             )
         raise NotFound("no key matches key", param="key")
+
+    def _remember(
+        self,
+        session: AsyncSession,
+        idempotency: Idempotency | None,
+        render: Callable[[Issued], bytes] | None,
+        issued: Issued,
+        now: dt.datetime,
+    ) -> None:
+        """Store the sealed response of an idempotent call for its retries."""
+        if idempotency is None or render is None:
+            return
+        session.add(
+            IdempotencyRecord(
+                id=idempotency.record_id,
+                request_hash=idempotency.request_hash,
+                response=tokens.seal(idempotency.seal_key, render(issued)),
+                created_at=now,
+            )
+        )
 
     async def _refuse_taken(
         self, session: AsyncSession, token: str, param: str

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import struct_pb2
+from google.protobuf.message import Message
 
 from keyserver import convert
-from keyserver.errors import Conflict, Unauthenticated
+from keyserver.auth import Principal
+from keyserver.errors import AlreadyExists, Conflict, Unauthenticated
 from keyserver.keys import Idempotency, Issued, KeyManager, VerifyReason
 from keyserver.models import KeyRow
 from keyservice.v1 import key_service_pb2, key_service_pb2_grpc
@@ -36,6 +38,15 @@ _REASONS = {
 
 _Metadata = dict[str, str]
 
+GENERATE = key_service_pb2.GenerateResponse
+REGENERATE = key_service_pb2.RegenerateResponse
+#: The responses that carry a newly issued secret.
+_IssuedResponse = TypeVar(
+    "_IssuedResponse",
+    key_service_pb2.GenerateResponse,
+    key_service_pb2.RegenerateResponse,
+)
+
 
 def _metadata(context: grpc.aio.ServicerContext) -> _Metadata:
     return {
@@ -59,7 +70,7 @@ class KeyServiceServicer(key_service_pb2_grpc.KeyServiceServicer):
     def __init__(self, keys: KeyManager) -> None:
         self._keys = keys
 
-    async def _authenticate(self, metadata: _Metadata) -> Any:
+    async def _authenticate(self, metadata: _Metadata) -> Principal:
         principal = await self._keys.authenticate(_credential(metadata))
         current_actor.set(principal.actor)
         return principal
@@ -84,41 +95,28 @@ class KeyServiceServicer(key_service_pb2_grpc.KeyServiceServicer):
         request: key_service_pb2.GenerateRequest,
         context: grpc.aio.ServicerContext,
     ) -> key_service_pb2.GenerateResponse:
-        metadata = _metadata(context)
-        principal = await self._authenticate(metadata)
-        issued = await self._keys.generate(
-            principal,
-            convert.sent_settings(request),
-            key=convert.optional(request, "key"),
-        )
-        response = key_service_pb2.GenerateResponse(
-            key=convert.key_message(issued.key, issued.plaintext)
-        )
-        return await self._key_reply(context, metadata, response)
+        async def issue(
+            principal: Principal, idempotency: Idempotency | None
+        ) -> key_service_pb2.GenerateResponse:
+            issued = await self._keys.generate(
+                principal,
+                convert.sent_settings(request),
+                key=convert.optional(request, "key"),
+                idempotency=idempotency,
+                render=lambda done: _issued(GENERATE, done).SerializeToString(),
+            )
+            return _issued(GENERATE, issued)
+
+        return await self._once(context, "Generate", request, GENERATE, issue)
 
     async def Regenerate(
         self,
         request: key_service_pb2.RegenerateRequest,
         context: grpc.aio.ServicerContext,
     ) -> key_service_pb2.RegenerateResponse:
-        metadata = _metadata(context)
-        credential = _credential(metadata)
-        idempotency: Idempotency | None = None
-        if IDEMPOTENCY_HEADER in metadata and credential:
-            idempotency = self._keys.idempotency(
-                self._keys.credential_token(credential),
-                metadata[IDEMPOTENCY_HEADER],
-                "Regenerate",
-                request.SerializeToString(deterministic=True),
-            )
-            # A replay needs no new authorisation: only the caller who made the
-            # first call holds both its credential and its idempotency key.
-            replayed = await self._replay(idempotency)
-            if replayed is not None:
-                return await self._key_reply(context, metadata, replayed)
-
-        principal = await self._authenticate(metadata)
-        try:
+        async def issue(
+            principal: Principal, idempotency: Idempotency | None
+        ) -> key_service_pb2.RegenerateResponse:
             issued = await self._keys.regenerate(
                 principal,
                 request.key,
@@ -126,26 +124,60 @@ class KeyServiceServicer(key_service_pb2_grpc.KeyServiceServicer):
                 grace_period=convert.optional(request, "grace_period"),
                 new_key=convert.optional(request, "new_key"),
                 idempotency=idempotency,
-                render=lambda issued: _regenerated(issued).SerializeToString(),
+                render=lambda done: _issued(REGENERATE, done).SerializeToString(),
             )
-        except Conflict:
+            return _issued(REGENERATE, issued)
+
+        return await self._once(context, "Regenerate", request, REGENERATE, issue)
+
+    async def _once(
+        self,
+        context: grpc.aio.ServicerContext,
+        method: str,
+        request: Message,
+        response_class: type[_IssuedResponse],
+        issue: Callable[[Principal, Idempotency | None], Awaitable[_IssuedResponse]],
+    ) -> _IssuedResponse:
+        """Run a call that issues a secret, at most once per idempotency key.
+
+        A repeat of the call (same credential, idempotency key and request)
+        within the window gets the first response back, secret included.
+        """
+        metadata = _metadata(context)
+        credential = _credential(metadata)
+        idempotency: Idempotency | None = None
+        if IDEMPOTENCY_HEADER in metadata and credential:
+            idempotency = self._keys.idempotency(
+                self._keys.credential_token(credential),
+                metadata[IDEMPOTENCY_HEADER],
+                method,
+                request.SerializeToString(deterministic=True),
+            )
+            # A replay needs no new authorisation: only the caller who made the
+            # first call holds both its credential and its idempotency key.
+            replayed = await self._replay(idempotency, response_class)
+            if replayed is not None:
+                return await self._key_reply(context, metadata, replayed)
+
+        principal = await self._authenticate(metadata)
+        try:
+            response = await issue(principal, idempotency)
+        except (Conflict, AlreadyExists):
             # The same call, retried while the first was in flight, lost the
             # race to it: answer with the winner's response.
             if idempotency is None:
                 raise
-            replayed = await self._replay(idempotency)
+            replayed = await self._replay(idempotency, response_class)
             if replayed is None:
                 raise
             return await self._key_reply(context, metadata, replayed)
-        return await self._key_reply(context, metadata, _regenerated(issued))
+        return await self._key_reply(context, metadata, response)
 
     async def _replay(
-        self, idempotency: Idempotency
-    ) -> key_service_pb2.RegenerateResponse | None:
+        self, idempotency: Idempotency, response_class: type[_IssuedResponse]
+    ) -> _IssuedResponse | None:
         stored = await self._keys.replay(idempotency)
-        if stored is None:
-            return None
-        return key_service_pb2.RegenerateResponse.FromString(stored)
+        return None if stored is None else response_class.FromString(stored)
 
     async def Update(
         self,
@@ -247,10 +279,8 @@ class KeyServiceServicer(key_service_pb2_grpc.KeyServiceServicer):
         return response
 
 
-def _regenerated(issued: Issued) -> key_service_pb2.RegenerateResponse:
-    return key_service_pb2.RegenerateResponse(
-        key=convert.key_message(issued.key, issued.plaintext)
-    )
+def _issued(response_class: type[_IssuedResponse], issued: Issued) -> _IssuedResponse:
+    return response_class(key=convert.key_message(issued.key, issued.plaintext))
 
 
 def _list_entries(rows: Sequence[KeyRow], full: bool) -> list[struct_pb2.Value]:
