@@ -431,6 +431,43 @@ def _verb_and_template(rule: http_pb2.HttpRule) -> tuple[str, str]:
     return pattern, getattr(rule, pattern)
 
 
+def _key_link(operation: Schema) -> Schema | None:
+    """How `operation` takes the key it acts on, as the `key` parameter or the
+    `key` body field; None if it takes none."""
+    for parameter in operation.get("parameters", []):
+        if parameter["name"] == "key" and parameter["in"] in ("path", "query"):
+            return {"parameters": {"key": "$response.body#/key"}}
+    content = operation.get("requestBody", {}).get("content", {})
+    body = content.get("application/json", {}).get("schema", {})
+    if "key" in body.get("properties", {}) and "key" in body.get("required", []):
+        return {"requestBody": {"key": "$response.body#/key"}}
+    return None
+
+
+def _add_key_links(paths: dict[str, Schema]) -> None:
+    """Link every answer that is a Key to the operations that take a key.
+
+    A Key's `key` is the new plaintext after Generate and Regenerate and the
+    token id otherwise, and either is accepted wherever a key is expected, so
+    a client (or a fuzzer following links) can chain the calls.
+    """
+    key_ref = _ref(".keyservice.v1.Key")
+    targets = [
+        (operation["operationId"], link)
+        for item in paths.values()
+        for operation in item.values()
+        if (link := _key_link(operation)) is not None
+    ]
+    for item in paths.values():
+        for operation in item.values():
+            ok = operation["responses"]["200"]
+            if ok["content"]["application/json"]["schema"] != key_ref:
+                continue
+            ok["links"] = {
+                target: {"operationId": target, **link} for target, link in targets
+            }
+
+
 def build(fds: descriptor_pb2.FileDescriptorSet) -> Schema:
     registry = _Registry(fds)
     builder = _Builder(registry)
@@ -460,6 +497,7 @@ def build(fds: descriptor_pb2.FileDescriptorSet) -> Schema:
                     operation["tags"] = [tag]
                     paths.setdefault(path, {})[verb] = operation
 
+    _add_key_links(paths)
     error_responses: dict[str, Schema] = {
         f"Error{status}": {
             "description": description,
