@@ -68,9 +68,14 @@ check-gen: venv
 	server/tools/check_gen.sh
 
 lint: venv
-	$(VENV)/bin/ruff check server clients tests
-	$(VENV)/bin/ruff format --check server clients tests
+	$(VENV)/bin/ruff check server clients tests bench
+	$(VENV)/bin/ruff format --check server clients tests bench
 	$(VENV)/bin/mypy
+
+# Not part of `make test`: starts its own server and Envoy, seeds a million keys
+# and takes minutes. BENCH_ARGS=--quick finishes in under a minute.
+bench: venv
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DATA_DIR)

@@ -1,0 +1,1 @@
+"""Benchmark harness of the key service: `make bench` (see bench/RESULTS.md)."""
