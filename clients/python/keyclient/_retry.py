@@ -8,11 +8,13 @@ import random
 import grpc
 
 # RPCs that change nothing, or that leave the same state however often they
-# run. Generate and Delete are not here: a Generate whose answer was lost has
-# created a key, and sending it again would create a second one. Regenerate is
-# retried only with an `idempotency-key`, which makes the server answer a
-# repeat with the first response instead of rotating again.
+# run. Delete is not here: after a lost answer its retry would fail with
+# NOT_FOUND for keys the first attempt deleted.
 SAFE_TO_REPEAT = frozenset({"Info", "List", "Verify", "Update", "Block", "Unblock"})
+# RPCs that issue a secret are retried only with an `idempotency-key`, which
+# makes the server answer a repeat with the first response instead of creating
+# or rotating again.
+ONCE_PER_IDEMPOTENCY_KEY = frozenset({"Generate", "Regenerate"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +46,7 @@ class RetryPolicy:
     ) -> bool:
         if code != grpc.StatusCode.UNAVAILABLE or attempt >= self.max_attempts:
             return False
-        if rpc == "Regenerate":
+        if rpc in ONCE_PER_IDEMPOTENCY_KEY:
             return bool(idempotency_key)
         return rpc in SAFE_TO_REPEAT
 

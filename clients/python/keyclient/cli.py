@@ -208,6 +208,10 @@ def parser() -> argparse.ArgumentParser:
 
     generate = commands.add_parser("generate", help="create a key")
     generate.add_argument("--key", help="a caller-chosen secret (or - for stdin)")
+    generate.add_argument(
+        "--idempotency-key",
+        help="repeat a creation safely; default: a fresh one per command",
+    )
     _add_settings(generate, rotation=False)
 
     regenerate = commands.add_parser(
@@ -342,7 +346,12 @@ def _run(args: argparse.Namespace, client: KeyClient, output: _Output) -> int:
     command: str = args.command
     if command == "generate":
         key = _read_key(args.key) if args.key is not None else None
-        _show_issued(output, client.generate(key=key, **_settings(args)))
+        _show_issued(
+            output,
+            client.generate(
+                key=key, idempotency_key=args.idempotency_key, **_settings(args)
+            ),
+        )
     elif command == "regenerate":
         _show_issued(
             output,

@@ -77,14 +77,25 @@ class KeyClient(ClientBase):
         self,
         *,
         key: str | Secret | None = None,
+        idempotency_key: str | None = None,
         timeout: float | None = None,
         **settings: Unpack[UpdateSettings],
     ) -> IssuedKey:
-        """Create a key; `key` is a caller-chosen secret, else one is drawn."""
+        """Create a key; `key` is a caller-chosen secret, else one is drawn.
+
+        The call carries an idempotency key (a fresh one unless given), so a
+        retry after a lost answer returns the first key instead of creating a
+        second.
+        """
         request = _messages.generate_request(
             plain(key) if key is not None else None, settings
         )
-        response = self._call("Generate", request, timeout)
+        response = self._call(
+            "Generate",
+            request,
+            timeout,
+            idempotency_key=idempotency_key or new_idempotency_key(),
+        )
         return _messages.issued(response.key)
 
     def regenerate(
