@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from keyserver.errors import PermissionDenied
-from keyserver.models import KeyRow
+from keyserver.reads import KeyView
 
 #: The permission that makes a key a team manager.
 MANAGE_TEAM_KEYS = "manage_team_keys"
@@ -37,7 +37,7 @@ _CAPPED = (
 class Principal:
     """The authenticated caller: the master key, or one stored key."""
 
-    key: KeyRow | None
+    key: KeyView | None
     actor_name: str = "master"
 
     @property
@@ -72,7 +72,7 @@ def require_manager(principal: Principal, action: str) -> str | None:
     return team
 
 
-def check_target(principal: Principal, target: KeyRow, action: str) -> str:
+def check_target(principal: Principal, target: KeyView, action: str) -> str:
     """Allow `action` on `target`; return the role it was allowed as."""
     if principal.is_admin:
         return "admin"

@@ -9,7 +9,7 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
 from keyserver import settings
-from keyserver.models import KeyRow
+from keyserver.reads import KeyView
 from keyservice.v1 import key_pb2
 
 #: Top-level Key fields that Envoy's transcoder omits when unset, and that the
@@ -46,7 +46,7 @@ def _timestamp(value: dt.datetime | None, field: timestamp_pb2.Timestamp) -> Non
         field.FromDatetime(value)
 
 
-def key_message(row: KeyRow, plaintext: str | None = None) -> key_pb2.Key:
+def key_message(row: KeyView, plaintext: str | None = None) -> key_pb2.Key:
     """Build the Key message of a row; `key` is the plaintext only when given."""
     key = key_pb2.Key(
         id=row.id,

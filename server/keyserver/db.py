@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from keyserver.reads import KeyReads, create_reads
+
 _MIGRATIONS = pathlib.Path(__file__).parent / "migrations"
 # Any constant works; it only has to be the same for every replica.
 _MIGRATION_LOCK_ID = 0x6B657973
@@ -92,6 +94,8 @@ class Database:
         self._write_lock: asyncio.Lock | None = (
             asyncio.Lock() if engine.dialect.name == "sqlite" else None
         )
+        #: Point lookups for the hot paths (see keyserver.reads).
+        self.reads: KeyReads = create_reads(engine)
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -109,4 +113,5 @@ class Database:
             yield session
 
     async def close(self) -> None:
+        self.reads.close()
         await self.engine.dispose()

@@ -33,6 +33,7 @@ from keyserver.errors import (
     Unauthenticated,
 )
 from keyserver.models import AuditEvent, IdempotencyRecord, KeyRow, RetiredSecret
+from keyserver.reads import KeyView
 
 #: How long a replay of an idempotent call is kept.
 IDEMPOTENCY_WINDOW = dt.timedelta(hours=24)
@@ -63,7 +64,7 @@ class Verdict:
     """The answer of Verify."""
 
     reason: VerifyReason
-    key: KeyRow | None = None
+    key: KeyView | None = None
     in_grace_period: bool = False
 
     @property
@@ -121,7 +122,7 @@ def _grace_period(value: str | None, now: dt.datetime) -> dt.datetime:
     return durations.add(now, value)
 
 
-def _current_spend(key: KeyRow, now: dt.datetime) -> float:
+def _current_spend(key: KeyView, now: dt.datetime) -> float:
     """The spend that counts now: none once the budget window has ended."""
     if key.budget_reset_at is not None and key.budget_reset_at <= now:
         return 0.0
@@ -151,8 +152,7 @@ class KeyManager:
         token = self._hasher.token(credential)
         if hmac.compare_digest(token, self._master_token):
             return Principal(key=None)
-        async with self._db.read() as session:
-            verdict = await self._verdict(session, token)
+        verdict = await self._verdict(token)
         if verdict.reason is VerifyReason.NOT_FOUND:
             raise Unauthenticated("invalid key: no such key, or it was rotated")
         if verdict.reason is VerifyReason.EXPIRED:
@@ -164,15 +164,16 @@ class KeyManager:
 
     # -- reads --------------------------------------------------------------
 
-    async def _verdict(self, session: AsyncSession, token: str) -> Verdict:
+    async def _verdict(self, token: str) -> Verdict:
         now = self._clock.now()
+        reads = self._db.reads
         in_grace = False
-        key = await session.scalar(select(KeyRow).where(KeyRow.token == token))
+        key = await reads.key_by_token(token)
         if key is None:
-            retired = await session.get(RetiredSecret, token)
-            if retired is None or retired.valid_until <= now:
+            retired = await reads.retired(token)
+            if retired is None or retired[1] <= now:
                 return Verdict(VerifyReason.NOT_FOUND)
-            key = await session.get(KeyRow, retired.key_id)
+            key = await reads.key_by_id(retired[0])
             if key is None:
                 return Verdict(VerifyReason.NOT_FOUND)
             in_grace = True
@@ -189,8 +190,7 @@ class KeyManager:
     async def verify(self, principal: Principal, presented: str) -> Verdict:
         if not presented:
             raise InvalidArgument("key is required", param="key")
-        async with self._db.read() as session:
-            verdict = await self._verdict(session, self._hasher.token(presented))
+        verdict = await self._verdict(self._hasher.token(presented))
         if verdict.key is None:
             if not principal.is_admin and principal.managed_team is None:
                 # A plain key may only verify itself, and it exists.
@@ -199,7 +199,7 @@ class KeyManager:
         auth.check_target(principal, verdict.key, "verify")
         return verdict
 
-    async def info(self, principal: Principal, ref: str) -> KeyRow:
+    async def info(self, principal: Principal, ref: str) -> KeyView:
         if not ref:
             if principal.key is None:
                 raise InvalidArgument(
@@ -207,8 +207,10 @@ class KeyManager:
                     param="key",
                 )
             return principal.key
-        async with self._db.read() as session:
-            key = await self._find(session, ref)
+        token = _key_ref(ref, self._hasher)
+        key = await self._db.reads.key_by_token(token)
+        if key is None:
+            raise self._missing(await self._db.reads.retired(token) is not None)
         auth.check_target(principal, key, "info")
         return key
 
@@ -561,12 +563,17 @@ class KeyManager:
         row = await session.scalar(query)
         if row is not None:
             return row
-        if await session.get(RetiredSecret, token) is not None:
-            raise Conflict(
+        raise self._missing(await session.get(RetiredSecret, token) is not None)
+
+    @staticmethod
+    def _missing(rotated: bool) -> Conflict | NotFound:
+        """The error for a key reference that matches no current secret."""
+        if rotated:
+            return Conflict(
                 "that secret was rotated: use the key's current secret or token id",
                 param="key",
             )
-        raise NotFound("no key matches key", param="key")
+        return NotFound("no key matches key", param="key")
 
     def _remember(
         self,
