@@ -47,7 +47,8 @@ def envoy_binary() -> str:
 def _http_connection_manager(config: dict[str, Any]) -> dict[str, Any]:
     listener = config["static_resources"]["listeners"][0]
     manager: dict[str, Any] = listener["filter_chains"][0]["filters"][0]
-    return manager["typed_config"]
+    typed_config: dict[str, Any] = manager["typed_config"]
+    return typed_config
 
 
 def render_config(upstream_port: int) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from conftest import ServerHandle
 from envoy_harness import assert_legacy_error, rest_client
 
 from keyservice.v1 import key_pb2
+from keyservice.v1.key_service_pb2 import RegenerateRequest
 
 # The example call of the legacy API's page for this endpoint, as it is sent:
 # `--data-raw` passes these bytes unchanged.
@@ -178,6 +179,8 @@ async def test_every_regenerate_parameter_round_trips(
         "blocked": True,
     }
     new_key = "sk-round-trip-new-key-0000001"
+    every_parameter = {f.name for f in RegenerateRequest.DESCRIPTOR.fields}
+    assert every_parameter == {*settings, "key", "new_key", "grace_period"}
 
     response = await rest.post(
         "/key/sk-round-trip-key-0000001/regenerate",
