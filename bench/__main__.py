@@ -100,6 +100,16 @@ def _parser() -> argparse.ArgumentParser:
         "folder (needs the bench extra; sampling costs the server some CPU)",
     )
     parser.add_argument(
+        "--server",
+        help="command that stands for `keyserver` (split on spaces), e.g. to "
+        "measure a prototype: 'python /tmp/patched_keyserver.py'",
+    )
+    parser.add_argument(
+        "--server-ref",
+        help="measure the server of this git revision (git archive of server/ "
+        "and gen/python into the scratch folder) instead of the work tree",
+    )
+    parser.add_argument(
         "--keep", action="store_true", help="keep the scratch data directories"
     )
     return parser
@@ -209,7 +219,7 @@ def _one_run(
         path.chmod(0o600)
 
     with _database(backend, args.postgres_url, data_dir) as (url, schema):
-        processes.migrate(data_dir, url)
+        processes.migrate(data_dir, url, args.server_command)
         began = time.perf_counter()
         if schema is None:
             seed.seed_sqlite(str(data_dir / "keyservice.db"), hash_secret, size)
@@ -227,7 +237,9 @@ def _one_run(
         )
 
         results: dict[str, Result] = {}
-        with processes.keyserver(data_dir, url, cores and cores[0]) as server:
+        with processes.keyserver(
+            data_dir, url, cores and cores[0], args.server_command
+        ) as server:
             envoy_cm = (
                 processes.envoy(server.port, data_dir / "envoy", cores and cores[1])
                 if "rest_regenerate" in args.kinds
@@ -381,7 +393,10 @@ def _cpu_lines(runs: list[Run]) -> list[str]:
         parts = []
         for kind, r in run.results.items():
             envoy = f"/{r.envoy_cpu:.0%}" if r.envoy_cpu is not None else ""
-            parts.append(f"{kind} {r.server_cpu:.0%}/{r.client_cpu:.0%}{envoy}")
+            parts.append(
+                f"{kind} {r.server_cpu:.0%}/{r.client_cpu:.0%}{envoy} "
+                f"(other {r.other_cpu:.0%})"
+            )
         lines.append(f"- {run.backend} {_human(run.size)}: " + ", ".join(parts))
     return lines
 
@@ -436,6 +451,16 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="keyservice-bench-"))
+    args.server_command = args.server.split() if args.server else None
+    if args.server_ref:
+        args.server_command = processes.extract_revision(
+            args.server_ref, workdir / "server-ref"
+        )
+        version = f"revision {args.server_ref}"
+    elif args.server:
+        version = f"command {args.server!r}"
+    else:
+        version = processes.code_version()
     load = LoadGenerator(None if args.no_pin else {1})
     runs: list[Run] = []
     try:
@@ -447,6 +472,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
 
+    if not args.server_ref and not args.server:
+        after = processes.code_version()
+        if after != version:
+            version = f"{version}, CHANGED during the run to {after}"
     pinning = (
         "not pinned"
         if args.no_pin
@@ -455,6 +484,7 @@ def main(argv: list[str] | None = None) -> int:
     out = [
         f"keyservice benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
         *_machine(postgres),
+        f"- server code: {version}",
         f"- {args.concurrency} requests in flight (closed loop), {args.warmup:g} s "
         f"warm-up, {args.duration:g} s measured per scenario; {pinning}",
         "- seeding: "
@@ -467,7 +497,8 @@ def main(argv: list[str] | None = None) -> int:
         "Targets (issue 4; they are set for SQLite):",
         *_verdicts(runs),
         "",
-        "CPU during the measured window, fraction of one core (server/client[/envoy]):",
+        "CPU during the measured window, fraction of one core, "
+        "server/client[/Envoy] (other: the rest of the machine, i.e. noise):",
         *_cpu_lines(runs),
         "",
         f"Total {time.perf_counter() - started:.0f} s.",

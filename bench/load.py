@@ -26,7 +26,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from bench import keyset
-from bench.processes import cpu_seconds
+from bench.processes import cpu_seconds, machine_busy_seconds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +57,9 @@ class Result:
     client_cpu: float  # fraction of one core during the measured window
     server_cpu: float
     envoy_cpu: float | None
+    #: Busy CPU of the whole machine not spent by the server, client or Envoy:
+    #: other processes competing with the benchmark (ideally about 0).
+    other_cpu: float
 
 
 def _percentile(sorted_values: list[float], fraction: float) -> float:
@@ -200,11 +203,16 @@ async def run(scenario: Scenario) -> Result:
     latencies: list[float] = []
     counted = 0
     errors: list[str] = []
-    marks: dict[str, tuple[float, float, float | None]] = {}
+    marks: dict[str, tuple[float, float, float | None, float]] = {}
 
     def mark(name: str) -> None:
         envoy = cpu_seconds(scenario.envoy_pid) if scenario.envoy_pid else None
-        marks[name] = (_process_cpu(), cpu_seconds(scenario.server_pid), envoy)
+        marks[name] = (
+            _process_cpu(),
+            cpu_seconds(scenario.server_pid),
+            envoy,
+            machine_busy_seconds(),
+        )
 
     async def marker() -> None:
         await asyncio.sleep(max(0.0, start - clock()))
@@ -233,8 +241,9 @@ async def run(scenario: Scenario) -> Result:
     await closer.aclose() if hasattr(closer, "aclose") else await closer.close()
 
     latencies.sort()
-    (c0, s0, e0), (c1, s1, e1) = marks["start"], marks["end"]
+    (c0, s0, e0, m0), (c1, s1, e1, m1) = marks["start"], marks["end"]
     window = scenario.duration_s
+    ours = (c1 - c0) + (s1 - s0) + ((e1 or 0.0) - (e0 or 0.0))
     return Result(
         requests=counted,
         errors=len(errors),
@@ -245,6 +254,7 @@ async def run(scenario: Scenario) -> Result:
         client_cpu=(c1 - c0) / window,
         server_cpu=(s1 - s0) / window,
         envoy_cpu=None if e0 is None or e1 is None else (e1 - e0) / window,
+        other_cpu=max(0.0, (m1 - m0) - ours) / window,
     )
 
 

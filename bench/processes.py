@@ -36,6 +36,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy_seconds() -> float:
+    """CPU time all cores spent busy since boot (from /proc/stat)."""
+    fields = pathlib.Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
+    busy = user + nice + system + irq + softirq + steal
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -53,11 +61,59 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def migrate(data_dir: pathlib.Path, database_url: str | None) -> None:
-    command = [str(BIN / "keyserver"), "migrate", "--data-dir", str(data_dir)]
+def migrate(
+    data_dir: pathlib.Path,
+    database_url: str | None,
+    server_command: list[str] | None = None,
+) -> None:
+    command = [
+        *(server_command or [str(BIN / "keyserver")]),
+        "migrate",
+        "--data-dir",
+        str(data_dir),
+    ]
     if database_url:
         command += ["--database-url", database_url]
     subprocess.run(command, check=True, capture_output=True)
+
+
+def code_version() -> str:
+    """The commit of the working tree, and whether server/ differs from it."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "server"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{commit}{' with uncommitted changes in server/' if dirty else ''}"
+
+
+def extract_revision(revision: str, into: pathlib.Path) -> list[str]:
+    """Check `server/` and `gen/python` of a revision out into `into` (git
+    archive, the work tree is untouched); answer the command that serves it."""
+    into.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(
+        ["git", "archive", revision, "server", "gen/python"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    path = f"{into / 'server'}:{into / 'gen' / 'python'}"
+    # PYTHONPATH comes before the editable install's finder, so this revision's
+    # keyserver package is the one imported.
+    return ["env", f"PYTHONPATH={path}", sys.executable, "-m", "keyserver"]
 
 
 @dataclass
@@ -76,14 +132,17 @@ def keyserver(
     data_dir: pathlib.Path,
     database_url: str | None,
     cores: set[int] | None,
-    extra_args: tuple[str, ...] = (),
+    server_command: list[str] | None = None,
 ) -> Iterator[Server]:
-    """`keyserver serve` on a free port, logging as it does by default."""
+    """`keyserver serve` on a free port, logging as it does by default.
+
+    `server_command` replaces `keyserver`, e.g. to measure a prototype.
+    """
     port_file = data_dir / "grpc.port"
     port_file.unlink(missing_ok=True)
     log_path = data_dir / "server.log"
     command = [
-        str(BIN / "keyserver"),
+        *(server_command or [str(BIN / "keyserver")]),
         "serve",
         "--data-dir",
         str(data_dir),
@@ -91,7 +150,6 @@ def keyserver(
         "127.0.0.1:0",
         "--port-file",
         str(port_file),
-        *extra_args,
     ]
     if database_url:
         command += ["--database-url", database_url]

@@ -55,13 +55,21 @@ def _constant(column: Any, now: dt.datetime) -> Any:
 
 
 def _row_factory(
-    hash_secret: bytes, now: dt.datetime, convert: Callable[[Any], Any]
+    hash_secret: bytes,
+    now: dt.datetime,
+    convert: Callable[[Any], Any],
+    present: set[str] | None = None,
 ) -> tuple[list[str], Callable[[int], tuple[Any, ...]]]:
-    """The column names, and a function that builds the row of key `i`."""
-    names = [column.name for column in _TABLE.columns]
+    """The column names, and a function that builds the row of key `i`.
+
+    `present` limits the row to the columns the database has, so an older
+    schema (a server revision measured with --server-ref) can be seeded too.
+    """
+    columns = [c for c in _TABLE.columns if present is None or c.name in present]
+    names = [column.name for column in columns]
     template = [
         None if column.name in _PER_KEY else convert(_constant(column, now))
-        for column in _TABLE.columns
+        for column in columns
     ]
     at = {name: index for index, name in enumerate(names)}
     i_id, i_token, i_name = at["id"], at["token"], at["key_name"]
@@ -96,12 +104,13 @@ def _sqlite_value(value: Any) -> Any:
 
 def seed_sqlite(path: str, hash_secret: bytes, size: int) -> None:
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    names, row = _row_factory(hash_secret, now, _sqlite_value)
+    connection = sqlite3.connect(path, isolation_level=None)
+    present = {info[1] for info in connection.execute("PRAGMA table_info(keys)")}
+    names, row = _row_factory(hash_secret, now, _sqlite_value, present)
     insert = (
         f"INSERT INTO keys ({', '.join(names)}) "
         f"VALUES ({', '.join('?' for _ in names)})"
     )
-    connection = sqlite3.connect(path, isolation_level=None)
     try:
         # For this connection only: nothing else uses the file while it seeds,
         # and a crash here only loses the benchmark's scratch database.
@@ -142,9 +151,17 @@ async def seed_postgres(dsn: str, schema: str, hash_secret: bytes, size: int) ->
     import asyncpg
 
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    names, row = _row_factory(hash_secret, now, _postgres_value)
     connection = await asyncpg.connect(dsn)
     try:
+        present = {
+            record["column_name"]
+            for record in await connection.fetch(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = $1 AND table_name = 'keys'",
+                schema,
+            )
+        }
+        names, row = _row_factory(hash_secret, now, _postgres_value, present)
         async with connection.transaction():
             # As for SQLite: index once at the end, exactly as migrated. The
             # primary key stays (other tables refer to it).
