@@ -393,9 +393,10 @@ def _cpu_lines(runs: list[Run]) -> list[str]:
         parts = []
         for kind, r in run.results.items():
             envoy = f"/{r.envoy_cpu:.0%}" if r.envoy_cpu is not None else ""
+            per_request = r.server_cpu / r.rate * 1e6 if r.rate else float("nan")
             parts.append(
                 f"{kind} {r.server_cpu:.0%}/{r.client_cpu:.0%}{envoy} "
-                f"(other {r.other_cpu:.0%})"
+                f"(other {r.other_cpu:.0%}; server {per_request:.0f} µs/req)"
             )
         lines.append(f"- {run.backend} {_human(run.size)}: " + ", ".join(parts))
     return lines
@@ -498,7 +499,8 @@ def main(argv: list[str] | None = None) -> int:
         *_verdicts(runs),
         "",
         "CPU during the measured window, fraction of one core, "
-        "server/client[/Envoy] (other: the rest of the machine, i.e. noise):",
+        "server/client[/Envoy] (other: the rest of the machine, i.e. noise; "
+        "server CPU per request is the figure least moved by noise):",
         *_cpu_lines(runs),
         "",
         f"Total {time.perf_counter() - started:.0f} s.",
