@@ -382,10 +382,11 @@ class _Builder:
     def responses(
         self, method: descriptor_pb2.MethodDescriptorProto, response_body: str
     ) -> Schema:
-        self.message_component(method.output_type)
         schema = _ref(method.output_type)
         description = "OK."
-        if response_body:
+        if not response_body:
+            self.message_component(method.output_type)
+        else:
             output = self.registry.messages[method.output_type]
             (field,) = [f for f in output.proto.field if f.name == response_body]
             if field.type == Field.TYPE_MESSAGE and field.type_name not in _WELL_KNOWN:
