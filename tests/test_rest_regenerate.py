@@ -335,6 +335,12 @@ async def test_key_with_url_escaped_characters_in_the_path(
     key = "sk-esc/aped+key%41?#&=;[0123]"
     created = await generate(rest, server, key=key)
     path = f"/key/{urllib.parse.quote(key, safe='')}/regenerate"
+    # The same key as a query parameter, form-encoded (`+` is %2B).
+    described = await rest.get(
+        "/key/info", params={"key": key}, headers=bearer(server.master_key)
+    )
+    assert described.status_code == 200, described.text
+    assert described.json()["key"] == created["token_id"]
 
     response = await rest.post(
         path, json={"key_alias": "escaped"}, headers=bearer(server.master_key)
