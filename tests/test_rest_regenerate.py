@@ -487,3 +487,26 @@ async def test_regenerate_errors(rest: httpx.AsyncClient, server: ServerHandle) 
         assert error["type"] == error_type, (key, body, error)
         if param is not None:
             assert error["param"] == param, (key, body, error)
+
+
+async def test_nulls_go_to_the_top_level_only(
+    rest: httpx.AsyncClient, server: ServerHandle
+) -> None:
+    # Objects inside the key may hold members named like the key's own
+    # fields; only the unset top-level fields become null.
+    metadata = {"key_alias": "inner", "expires": {"max_budget": 1}, "user_id": None}
+    await generate(rest, server, key="sk-nested-names-key-00001", metadata=metadata)
+
+    response = await rest.post(
+        "/key/sk-nested-names-key-00001/regenerate",
+        json={"permissions": {"team_id": "inner"}},
+        headers=bearer(server.master_key),
+    )
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["metadata"] == metadata
+    assert body["permissions"] == {"team_id": "inner"}
+    for unset in ("key_alias", "expires", "user_id", "team_id", "max_budget"):
+        assert body[unset] is None, unset
+    assert response.text.count('"key_alias"') == 2
