@@ -3,22 +3,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import pathlib
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event, make_url, text
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy import Connection, Engine, event, make_url, text
+from sqlalchemy import create_engine as sa_create_engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session, sessionmaker
 
+from keyserver.errors import Conflict
 from keyserver.reads import KeyReads, create_reads
 
 _MIGRATIONS = pathlib.Path(__file__).parent / "migrations"
@@ -47,18 +44,20 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         )
     engine = create_async_engine(parsed, **kwargs)
     if is_sqlite(url):
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            # WAL lets readers (Verify) run while a rotation writes.
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=5000")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers (Verify) run while a rotation writes; NORMAL syncs at
+    # checkpoints, not at every commit, which WAL makes safe against
+    # corruption (a power cut can lose the last commits, not the database).
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
 
 
 def _upgrade(connection: Connection) -> None:
@@ -79,39 +78,70 @@ async def migrate(engine: AsyncEngine) -> None:
         await conn.run_sync(_upgrade)
 
 
-class Database:
-    """Sessions for reads and for write transactions.
+T = TypeVar("T")
 
-    SQLite allows one writer at a time and fails, rather than waits, when two
-    transactions both try to upgrade to writing; so on SQLite this process
-    queues its write transactions itself. PostgreSQL needs no such queue: row
-    locks and the conditional updates of the domain layer keep replicas safe.
+
+class Database:
+    """Transactions for the domain layer, and point lookups for the hot paths.
+
+    The domain layer writes each transaction as a plain function of a sync ORM
+    Session, so one body serves both backends:
+
+    - SQLite runs it inline, on the event loop's thread, on a pysqlite
+      connection. A statement on a local file takes microseconds, far less
+      than a round trip to a driver thread per statement (which is what
+      aiosqlite costs), and a function that never awaits cannot interleave with
+      another: the process's transactions are serial, as SQLite's single
+      writer wants them anyway.
+    - PostgreSQL runs it through AsyncSession.run_sync, on asyncpg; row locks
+      and the domain's conditional checks keep concurrent replicas correct.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-        self._write_lock: asyncio.Lock | None = (
-            asyncio.Lock() if engine.dialect.name == "sqlite" else None
-        )
+        self._async_sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._sync_engine: Engine | None = None
+        self._sync_sessions: sessionmaker[Session] | None = None
+        if engine.dialect.name == "sqlite":
+            self._sync_engine = _sqlite_sync_engine(engine)
+            self._sync_sessions = sessionmaker(
+                self._sync_engine, expire_on_commit=False
+            )
         #: Point lookups for the hot paths (see keyserver.reads).
         self.reads: KeyReads = create_reads(engine)
 
-    @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncSession]:
-        async with self._sessions() as session:
-            yield session
+    async def transaction(self, work: Callable[[Session], T]) -> T:
+        """Run `work` in one transaction: committed if it returns, rolled back if
+        it raises. A constraint violation at commit becomes Conflict."""
+        try:
+            if self._sync_sessions is not None:
+                with self._sync_sessions() as session, session.begin():
+                    return work(session)
+            async with self._async_sessions() as shared, shared.begin():
+                return await shared.run_sync(work)
+        except IntegrityError as exc:
+            # The checks before a write catch the common cases; this is the
+            # race in which another replica took the same value first.
+            raise Conflict(
+                "a concurrent change to the same key won; try again"
+            ) from exc
 
-    @contextlib.asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncSession]:
-        """A session in a transaction, committed on success, rolled back on error."""
-        if self._write_lock is None:
-            async with self._sessions() as session, session.begin():
-                yield session
-            return
-        async with self._write_lock, self._sessions() as session, session.begin():
-            yield session
+    async def query(self, work: Callable[[Session], T]) -> T:
+        """Run the read-only `work` and return its result."""
+        if self._sync_sessions is not None:
+            with self._sync_sessions() as session:
+                return work(session)
+        async with self._async_sessions() as shared:
+            return await shared.run_sync(work)
 
     async def close(self) -> None:
         self.reads.close()
+        if self._sync_engine is not None:
+            self._sync_engine.dispose()
         await self.engine.dispose()
+
+
+def _sqlite_sync_engine(engine: AsyncEngine) -> Engine:
+    sync = sa_create_engine(engine.url.set(drivername="sqlite+pysqlite"))
+    event.listen(sync, "connect", _sqlite_pragmas)
+    return sync

@@ -17,8 +17,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from sqlalchemy import delete, false, func, or_, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from keyserver import auth, durations, settings, tokens
 from keyserver.auth import Principal
@@ -268,15 +267,15 @@ class KeyManager:
             query = query.where(KeyRow.key_alias == key_alias)
 
         order = column.asc() if sort_order == "asc" else column.desc()
-        async with self._db.read() as session:
-            total = (
-                await session.scalar(select(func.count()).select_from(query.subquery()))
-                or 0
-            )
-            rows = await session.scalars(
-                query.order_by(order, KeyRow.id).offset((page - 1) * size).limit(size)
-            )
-            keys = list(rows)
+        page_query = (
+            query.order_by(order, KeyRow.id).offset((page - 1) * size).limit(size)
+        )
+
+        def read(session: Session) -> tuple[int, list[KeyRow]]:
+            total = session.scalar(select(func.count()).select_from(query.subquery()))
+            return total or 0, list(session.scalars(page_query))
+
+        total, keys = await self._db.query(read)
         return ListPage(keys, total, page, max(1, -(-total // size)))
 
     # -- writes -------------------------------------------------------------
@@ -328,20 +327,17 @@ class KeyManager:
             values = {name: getattr(row, _attr(name)) for name in settings.ALL_FIELDS}
             auth.check_grant(principal, values, settings.ALL_FIELDS)
 
-        async with self._write() as session:
-            await self._refuse_taken(session, row.token, "key")
+        def create(session: Session) -> Issued:
+            if key is not None:
+                self._refuse_taken(session, row.token, "key")
             session.add(row)
-            self._audit(
-                session,
-                row.id,
-                "generate",
-                principal,
-                now,
-                {"changed": sorted(changes)},
-            )
+            changed = {"changed": sorted(changes)}
+            self._audit(session, row.id, "generate", principal, now, changed)
             issued = Issued(row, plaintext)
             self._remember(session, idempotency, render, issued, now)
-        return issued
+            return issued
+
+        return await self._db.transaction(create)
 
     async def regenerate(
         self,
@@ -369,11 +365,14 @@ class KeyManager:
         )
         new_token = self._hasher.token(plaintext)
 
-        async with self._write() as session:
-            row = await self._find(session, ref, for_update=True)
+        def rotate(session: Session) -> Issued:
+            row = self._find(session, ref, for_update=True)
             role = auth.check_target(principal, row, "regenerate")
             auth.check_changes(principal, role, changes)
-            await self._refuse_taken(session, new_token, "new_key")
+            if new_key is not None:
+                # A drawn secret cannot collide (256 random bits); the unique
+                # index would still refuse one.
+                self._refuse_taken(session, new_token, "new_key")
 
             old_token = row.token
             had_expiry = "duration" in changes
@@ -400,38 +399,45 @@ class KeyManager:
             self._audit(session, row.id, "regenerate", principal, now, details)
             issued = Issued(row, plaintext)
             self._remember(session, idempotency, render, issued, now)
-        return issued
+            return issued
+
+        return await self._db.transaction(rotate)
 
     async def update(
         self, principal: Principal, ref: str, sent: Mapping[str, Any]
     ) -> KeyRow:
         changes = settings.validate(sent)
         now = self._clock.now()
-        async with self._write() as session:
-            row = await self._find(session, ref, for_update=True)
+
+        def change(session: Session) -> KeyRow:
+            row = self._find(session, ref, for_update=True)
             role = auth.check_target(principal, row, "update")
             if role == "self":
                 raise PermissionDenied("a key may not update itself")
             auth.check_changes(principal, role, changes)
             self._apply(row, changes, now)
-            self._audit(
-                session, row.id, "update", principal, now, {"changed": sorted(changes)}
-            )
-        return row
+            changed = {"changed": sorted(changes)}
+            self._audit(session, row.id, "update", principal, now, changed)
+            return row
+
+        return await self._db.transaction(change)
 
     async def set_blocked(
         self, principal: Principal, ref: str, blocked: bool
     ) -> KeyRow:
         action = "block" if blocked else "unblock"
         now = self._clock.now()
-        async with self._write() as session:
-            row = await self._find(session, ref, for_update=True)
+
+        def change(session: Session) -> KeyRow:
+            row = self._find(session, ref, for_update=True)
             if auth.check_target(principal, row, action) == "self":
                 raise PermissionDenied(f"a key may not {action} itself")
             row.blocked = blocked
             row.updated_at = now
             self._audit(session, row.id, action, principal, now, {})
-        return row
+            return row
+
+        return await self._db.transaction(change)
 
     async def delete(
         self, principal: Principal, refs: Sequence[str], aliases: Sequence[str]
@@ -440,14 +446,15 @@ class KeyManager:
         if not refs and not aliases:
             raise InvalidArgument("name keys in keys or key_aliases", param="keys")
         now = self._clock.now()
-        async with self._write() as session:
+
+        def remove(session: Session) -> list[str]:
             rows: dict[str, KeyRow] = {}
             for ref in refs:
-                row = await self._find(session, ref, for_update=True)
+                row = self._find(session, ref, for_update=True)
                 rows[row.id] = row
             for alias in aliases:
                 found = list(
-                    await session.scalars(
+                    session.scalars(
                         select(KeyRow)
                         .where(KeyRow.key_alias == alias)
                         .with_for_update()
@@ -462,13 +469,13 @@ class KeyManager:
                 if auth.check_target(principal, row, "delete") == "self":
                     raise PermissionDenied("a key may not delete itself")
             ids = list(rows)
-            await session.execute(
-                delete(RetiredSecret).where(RetiredSecret.key_id.in_(ids))
-            )
-            await session.execute(delete(KeyRow).where(KeyRow.id.in_(ids)))
+            session.execute(delete(RetiredSecret).where(RetiredSecret.key_id.in_(ids)))
+            session.execute(delete(KeyRow).where(KeyRow.id.in_(ids)))
             for row in rows.values():
                 self._audit(session, row.id, "delete", principal, now, {})
-        return [row.token for row in rows.values()]
+            return [row.token for row in rows.values()]
+
+        return await self._db.transaction(remove)
 
     # -- idempotency --------------------------------------------------------
 
@@ -495,8 +502,9 @@ class KeyManager:
 
     async def replay(self, idempotency: Idempotency) -> bytes | None:
         """Return the stored response of an earlier identical call, if any."""
-        async with self._db.read() as session:
-            record = await session.get(IdempotencyRecord, idempotency.record_id)
+        record = await self._db.query(
+            lambda session: session.get(IdempotencyRecord, idempotency.record_id)
+        )
         if (
             record is None
             or record.created_at <= self._clock.now() - IDEMPOTENCY_WINDOW
@@ -515,11 +523,12 @@ class KeyManager:
     async def forget_stale_replays(self) -> int:
         """Delete replays older than the idempotency window."""
         cutoff = self._clock.now() - IDEMPOTENCY_WINDOW
-        async with self._write() as session:
-            result = await session.execute(
-                delete(IdempotencyRecord).where(IdempotencyRecord.created_at <= cutoff)
-            )
-        return int(getattr(result, "rowcount", 0) or 0)
+        stale = delete(IdempotencyRecord).where(IdempotencyRecord.created_at <= cutoff)
+
+        def forget(session: Session) -> int:
+            return int(getattr(session.execute(stale), "rowcount", 0) or 0)
+
+        return await self._db.transaction(forget)
 
     async def reset_due_budgets(self, batch: int = 500) -> int:
         """Zero the spend of keys whose budget window is over; start the next.
@@ -528,9 +537,10 @@ class KeyManager:
         never refuses a key wrongly; it only brings the stored value up to date.
         """
         now = self._clock.now()
-        async with self._write() as session:
+
+        def reset(session: Session) -> int:
             due = list(
-                await session.scalars(
+                session.scalars(
                     select(KeyRow)
                     .where(KeyRow.budget_reset_at <= now)
                     .limit(batch)
@@ -546,24 +556,21 @@ class KeyManager:
                 )
                 key.updated_at = now
                 self._audit(session, key.id, "budget_reset", _SYSTEM, now, {})
-        return len(due)
+            return len(due)
+
+        return await self._db.transaction(reset)
 
     # -- helpers ------------------------------------------------------------
 
-    def _write(self) -> Any:
-        return _Translating(self._db)
-
-    async def _find(
-        self, session: AsyncSession, ref: str, *, for_update: bool = False
-    ) -> KeyRow:
+    def _find(self, session: Session, ref: str, *, for_update: bool = False) -> KeyRow:
         token = _key_ref(ref, self._hasher)
         query = select(KeyRow).where(KeyRow.token == token)
         if for_update:
             query = query.with_for_update()
-        row = await session.scalar(query)
+        row = session.scalar(query)
         if row is not None:
             return row
-        raise self._missing(await session.get(RetiredSecret, token) is not None)
+        raise self._missing(session.get(RetiredSecret, token) is not None)
 
     @staticmethod
     def _missing(rotated: bool) -> Conflict | NotFound:
@@ -577,7 +584,7 @@ class KeyManager:
 
     def _remember(
         self,
-        session: AsyncSession,
+        session: Session,
         idempotency: Idempotency | None,
         render: Callable[[Issued], bytes] | None,
         issued: Issued,
@@ -595,12 +602,10 @@ class KeyManager:
             )
         )
 
-    async def _refuse_taken(
-        self, session: AsyncSession, token: str, param: str
-    ) -> None:
-        taken = await session.scalar(select(KeyRow.id).where(KeyRow.token == token))
+    def _refuse_taken(self, session: Session, token: str, param: str) -> None:
+        taken = session.scalar(select(KeyRow.id).where(KeyRow.token == token))
         if taken is None:
-            taken = await session.scalar(
+            taken = session.scalar(
                 select(RetiredSecret.key_id).where(RetiredSecret.token == token)
             )
         if taken is not None:
@@ -623,7 +628,7 @@ class KeyManager:
 
     def _audit(
         self,
-        session: AsyncSession,
+        session: Session,
         key_id: str,
         action: str,
         principal: Principal,
@@ -639,25 +644,3 @@ class KeyManager:
                 details=dict(details),
             )
         )
-
-
-class _Translating:
-    """A write transaction whose constraint violations become domain errors.
-
-    The checks before a write catch the common cases; this catches the race in
-    which another replica took the same secret between check and commit.
-    """
-
-    def __init__(self, db: Database) -> None:
-        self._context = db.write()
-
-    async def __aenter__(self) -> AsyncSession:
-        return await self._context.__aenter__()
-
-    async def __aexit__(self, *exc_info: Any) -> bool | None:
-        try:
-            return await self._context.__aexit__(*exc_info)
-        except IntegrityError as exc:
-            raise Conflict(
-                "a concurrent change to the same key won; try again"
-            ) from exc
