@@ -89,6 +89,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--duration", type=float, help="seconds measured (default 8)")
     parser.add_argument("--warmup", type=float, help="seconds of warm-up (default 1)")
     parser.add_argument(
+        "--rest-client",
+        choices=("raw", "httpx"),
+        default="raw",
+        help="HTTP/1.1 keep-alive client of the REST scenario: a minimal one on "
+        "asyncio streams (default; costs the client about what grpc.aio does) "
+        "or httpx",
+    )
+    parser.add_argument(
         "--no-pin",
         action="store_true",
         help="do not pin the server to core 0 and the client and Envoy to core 1",
@@ -258,6 +266,7 @@ def _one_run(
                         warmup_s=args.warmup,
                         duration_s=args.duration,
                         server_pid=server.pid,
+                        rest_client=args.rest_client,
                         envoy_pid=envoy.pid
                         if envoy and kind.startswith("rest")
                         else None,
@@ -393,10 +402,12 @@ def _cpu_lines(runs: list[Run]) -> list[str]:
         parts = []
         for kind, r in run.results.items():
             envoy = f"/{r.envoy_cpu:.0%}" if r.envoy_cpu is not None else ""
-            per_request = r.server_cpu / r.rate * 1e6 if r.rate else float("nan")
+            server_us = r.server_cpu / r.rate * 1e6 if r.rate else float("nan")
+            client_us = r.client_cpu / r.rate * 1e6 if r.rate else float("nan")
             parts.append(
                 f"{kind} {r.server_cpu:.0%}/{r.client_cpu:.0%}{envoy} "
-                f"(other {r.other_cpu:.0%}; server {per_request:.0f} µs/req)"
+                f"(other {r.other_cpu:.0%}; per request: server {server_us:.0f} "
+                f"µs, client {client_us:.0f} µs)"
             )
         lines.append(f"- {run.backend} {_human(run.size)}: " + ", ".join(parts))
     return lines
@@ -487,7 +498,8 @@ def main(argv: list[str] | None = None) -> int:
         *_machine(postgres),
         f"- server code: {version}",
         f"- {args.concurrency} requests in flight (closed loop), {args.warmup:g} s "
-        f"warm-up, {args.duration:g} s measured per scenario; {pinning}",
+        f"warm-up, {args.duration:g} s measured per scenario; {pinning}; "
+        f"REST client: {args.rest_client}",
         "- seeding: "
         + ", ".join(
             f"{run.backend} {_human(run.size)} in {run.seed_s:.1f} s" for run in runs

@@ -43,6 +43,7 @@ class Scenario:
     warmup_s: float
     duration_s: float
     server_pid: int
+    rest_client: str = "raw"
     envoy_pid: int | None = None
 
 
@@ -160,7 +161,83 @@ async def _grpc_call(scenario: Scenario) -> tuple[Callable[[], Awaitable[None]],
     return calls[scenario.kind], channel
 
 
+class _RawHttp:
+    """A minimal HTTP/1.1 keep-alive client: one connection per task.
+
+    httpx spends milliseconds of Python per request; this spends about what
+    grpc.aio's client does, so the REST scenario measures Envoy and the
+    server, not the client.
+    """
+
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        host, _, port = url.removeprefix("http://").partition(":")
+        self._host, self._port = host, int(port or 80)
+        self._head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self._connections: dict[int, tuple[Any, Any]] = {}
+
+    async def _connection(self) -> tuple[asyncio.StreamReader, Any]:
+        task = id(asyncio.current_task())
+        if task not in self._connections:
+            self._connections[task] = await asyncio.open_connection(
+                self._host, self._port
+            )
+        return self._connections[task]
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        reader, writer = await self._connection()
+        writer.write(
+            f"POST {path} HTTP/1.1\r\nhost: {self._host}\r\n{self._head}"
+            f"content-type: application/json\r\ncontent-length: {len(body)}"
+            "\r\n\r\n".encode()
+            + body
+        )
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        status_line, *lines = head.split("\r\n")
+        fields = {
+            name.strip().lower(): value.strip()
+            for name, _, value in (line.partition(":") for line in lines if line)
+        }
+        if "content-length" in fields:
+            content = await reader.readexactly(int(fields["content-length"]))
+        elif fields.get("transfer-encoding") == "chunked":
+            chunks = []
+            while True:
+                size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+                chunks.append(await reader.readexactly(size + 2))
+                if size == 0:
+                    break
+            content = b"".join(chunk[:-2] for chunk in chunks)
+        else:
+            raise RuntimeError(f"cannot frame the response: {head!r}")
+        return int(status_line.split()[1]), content
+
+    async def aclose(self) -> None:
+        for _, writer in self._connections.values():
+            writer.close()
+
+
 async def _rest_call(scenario: Scenario) -> tuple[Callable[[], Awaitable[None]], Any]:
+    rotations = _Rotations(
+        keyset.rest_rotation_range(scenario.size), scenario.hash_secret
+    )
+    if scenario.rest_client == "raw":
+        raw = _RawHttp(
+            scenario.rest_url, {"authorization": f"Bearer {scenario.master_key}"}
+        )
+
+        async def raw_regenerate() -> None:
+            index, token = rotations.take()
+            new_token = None
+            try:
+                status, content = await raw.post(f"/key/{token}/regenerate", b"{}")
+                if status != 200:
+                    raise RuntimeError(f"HTTP {status}: {content[:300]!r}")
+                new_token = json.loads(content)["token"]
+            finally:
+                rotations.give_back(index, new_token)
+
+        return raw_regenerate, raw
+
     import httpx
 
     client = httpx.AsyncClient(
@@ -171,9 +248,6 @@ async def _rest_call(scenario: Scenario) -> tuple[Callable[[], Awaitable[None]],
             max_keepalive_connections=scenario.concurrency,
         ),
         headers={"authorization": f"Bearer {scenario.master_key}"},
-    )
-    rotations = _Rotations(
-        keyset.rest_rotation_range(scenario.size), scenario.hash_secret
     )
 
     async def regenerate() -> None:
