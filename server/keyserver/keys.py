@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidTag
 from sqlalchemy import delete, false, func, or_, select
 from sqlalchemy.orm import Session
 
-from keyserver import auth, durations, settings, tokens
+from keyserver import auth, durations, settings, store, tokens
 from keyserver.auth import Principal
 from keyserver.clock import Clock
 from keyserver.db import Database
@@ -31,8 +31,8 @@ from keyserver.errors import (
     PermissionDenied,
     Unauthenticated,
 )
-from keyserver.models import AuditEvent, IdempotencyRecord, KeyRow, RetiredSecret
-from keyserver.reads import KeyView
+from keyserver.models import IdempotencyRecord, KeyRow
+from keyserver.reads import COLUMN_NAMES, KEY_COLUMNS, KeySnapshot, KeyView, snapshot
 
 #: How long a replay of an idempotent call is kept.
 IDEMPOTENCY_WINDOW = dt.timedelta(hours=24)
@@ -46,6 +46,23 @@ _SORTABLE = {
     "max_budget": KeyRow.max_budget,
 }
 _TOKEN_LENGTH = 64
+#: Every attribute of a new key before the caller's settings are applied.
+_NEW_KEY: dict[str, Any] = {
+    **{name: None for name in COLUMN_NAMES},
+    "models": [],
+    "tags": [],
+    "spend": 0.0,
+    "model_max_budget": {},
+    "model_rpm_limit": {},
+    "model_tpm_limit": {},
+    "allowed_cache_controls": [],
+    "metadata_": {},
+    "permissions": {},
+    "guardrails": [],
+    "blocked": False,
+    "enforced_params": [],
+    "rotation_count": 0,
+}
 #: The actor of changes the service makes by itself, such as budget resets.
 _SYSTEM = Principal(key=None, actor_name="system")
 
@@ -75,7 +92,7 @@ class Verdict:
 class Issued:
     """A key with the plaintext secret that was just issued for it."""
 
-    key: KeyRow
+    key: KeyView
     plaintext: str = dataclasses.field(repr=False)
 
 
@@ -90,7 +107,7 @@ class Idempotency:
 
 @dataclasses.dataclass(frozen=True)
 class ListPage:
-    keys: list[KeyRow]
+    keys: list[KeyView]
     total_count: int
     page: int
     total_pages: int
@@ -247,7 +264,7 @@ class KeyManager:
                 "a team manager may list only its own team's keys", param="team_id"
             )
 
-        query = select(KeyRow)
+        query = select(*KEY_COLUMNS)
         if own_team is not None:
             query = query.where(KeyRow.team_id == own_team)
         if user_id and include_team_keys and own_team is not None:
@@ -271,9 +288,9 @@ class KeyManager:
             query.order_by(order, KeyRow.id).offset((page - 1) * size).limit(size)
         )
 
-        def read(session: Session) -> tuple[int, list[KeyRow]]:
+        def read(session: Session) -> tuple[int, list[KeyView]]:
             total = session.scalar(select(func.count()).select_from(query.subquery()))
-            return total or 0, list(session.scalars(page_query))
+            return total or 0, [snapshot(row) for row in session.execute(page_query)]
 
         total, keys = await self._db.query(read)
         return ListPage(keys, total, page, max(1, -(-total // size)))
@@ -301,39 +318,28 @@ class KeyManager:
             else tokens.check_custom_key(key, param="key")
         )
         now = self._clock.now()
-        row = KeyRow(
-            id=str(uuid.uuid4()),
-            token=self._hasher.token(plaintext),
-            key_name=tokens.key_name(plaintext),
-            models=[],
-            tags=[],
-            spend=0.0,
-            model_max_budget={},
-            model_rpm_limit={},
-            model_tpm_limit={},
-            allowed_cache_controls=[],
-            metadata_={},
-            permissions={},
-            guardrails=[],
-            blocked=False,
-            enforced_params=[],
-            created_at=now,
-            updated_at=now,
-            rotation_count=0,
-        )
-        self._apply(row, changes, now)
+        values = {
+            **_NEW_KEY,
+            "id": str(uuid.uuid4()),
+            "token": self._hasher.token(plaintext),
+            "key_name": tokens.key_name(plaintext),
+            "created_at": now,
+            **_writes(changes, now),
+        }
         if own_team is not None:
             # A new key holds every setting, so every one is checked.
-            values = {name: getattr(row, _attr(name)) for name in settings.ALL_FIELDS}
-            auth.check_grant(principal, values, settings.ALL_FIELDS)
+            held = {name: values[_attr(name)] for name in settings.ALL_FIELDS}
+            auth.check_grant(principal, held, settings.ALL_FIELDS)
 
         def create(session: Session) -> Issued:
-            if key is not None:
-                self._refuse_taken(session, row.token, "key")
-            session.add(row)
+            if key is not None and store.secret_in_use(session, values["token"]):
+                raise AlreadyExists(
+                    "key is already in use; choose another", param="key"
+                )
+            store.insert_key(session, values)
             changed = {"changed": sorted(changes)}
-            self._audit(session, row.id, "generate", principal, now, changed)
-            issued = Issued(row, plaintext)
+            self._audit(session, values["id"], "generate", principal, now, changed)
+            issued = Issued(KeySnapshot(**values), plaintext)
             self._remember(session, idempotency, render, issued, now)
             return issued
 
@@ -366,38 +372,34 @@ class KeyManager:
         new_token = self._hasher.token(plaintext)
 
         def rotate(session: Session) -> Issued:
-            row = self._find(session, ref, for_update=True)
-            role = auth.check_target(principal, row, "regenerate")
+            key = self._find(session, ref, lock=True)
+            role = auth.check_target(principal, key, "regenerate")
             auth.check_changes(principal, role, changes)
-            if new_key is not None:
-                # A drawn secret cannot collide (256 random bits); the unique
-                # index would still refuse one.
-                self._refuse_taken(session, new_token, "new_key")
+            # A drawn secret cannot collide (256 random bits); the unique index
+            # would still refuse one that did.
+            if new_key is not None and store.secret_in_use(session, new_token):
+                raise AlreadyExists(
+                    "new_key is already in use; choose another", param="new_key"
+                )
 
-            old_token = row.token
-            had_expiry = "duration" in changes
-            self._apply(row, changes, now)
-            if not had_expiry and row.duration:
+            values = _writes(changes, now)
+            if "duration" not in changes and key.duration:
                 # A fresh window of the stored length: regenerating an expired
                 # key never hands back a dead one.
-                row.expires = durations.add(now, row.duration)
-            row.token = new_token
-            row.key_name = tokens.key_name(plaintext)
-            row.rotation_count += 1
-            row.last_rotated_at = now
-            session.add(
-                RetiredSecret(
-                    token=old_token,
-                    key_id=row.id,
-                    retired_at=now,
-                    valid_until=valid_until,
-                )
+                values["expires"] = durations.add(now, key.duration)
+            values.update(
+                token=new_token,
+                key_name=tokens.key_name(plaintext),
+                rotation_count=key.rotation_count + 1,
+                last_rotated_at=now,
             )
+            rotated = store.update_key(session, key, values)
+            store.retire_secret(session, key.token, key.id, now, valid_until)
             details: dict[str, Any] = {"changed": sorted(changes)}
             if grace_period is not None:
                 details["grace_period"] = grace_period
-            self._audit(session, row.id, "regenerate", principal, now, details)
-            issued = Issued(row, plaintext)
+            self._audit(session, key.id, "regenerate", principal, now, details)
+            issued = Issued(rotated, plaintext)
             self._remember(session, idempotency, render, issued, now)
             return issued
 
@@ -405,37 +407,36 @@ class KeyManager:
 
     async def update(
         self, principal: Principal, ref: str, sent: Mapping[str, Any]
-    ) -> KeyRow:
+    ) -> KeyView:
         changes = settings.validate(sent)
         now = self._clock.now()
 
-        def change(session: Session) -> KeyRow:
-            row = self._find(session, ref, for_update=True)
-            role = auth.check_target(principal, row, "update")
+        def change(session: Session) -> KeyView:
+            key = self._find(session, ref, lock=True)
+            role = auth.check_target(principal, key, "update")
             if role == "self":
                 raise PermissionDenied("a key may not update itself")
             auth.check_changes(principal, role, changes)
-            self._apply(row, changes, now)
             changed = {"changed": sorted(changes)}
-            self._audit(session, row.id, "update", principal, now, changed)
-            return row
+            self._audit(session, key.id, "update", principal, now, changed)
+            return store.update_key(session, key, _writes(changes, now))
 
         return await self._db.transaction(change)
 
     async def set_blocked(
         self, principal: Principal, ref: str, blocked: bool
-    ) -> KeyRow:
+    ) -> KeyView:
         action = "block" if blocked else "unblock"
         now = self._clock.now()
 
-        def change(session: Session) -> KeyRow:
-            row = self._find(session, ref, for_update=True)
-            if auth.check_target(principal, row, action) == "self":
+        def change(session: Session) -> KeyView:
+            key = self._find(session, ref, lock=True)
+            if auth.check_target(principal, key, action) == "self":
                 raise PermissionDenied(f"a key may not {action} itself")
-            row.blocked = blocked
-            row.updated_at = now
-            self._audit(session, row.id, action, principal, now, {})
-            return row
+            self._audit(session, key.id, action, principal, now, {})
+            return store.update_key(
+                session, key, {"blocked": blocked, "updated_at": now}
+            )
 
         return await self._db.transaction(change)
 
@@ -448,32 +449,24 @@ class KeyManager:
         now = self._clock.now()
 
         def remove(session: Session) -> list[str]:
-            rows: dict[str, KeyRow] = {}
+            keys: dict[str, KeySnapshot] = {}
             for ref in refs:
-                row = self._find(session, ref, for_update=True)
-                rows[row.id] = row
+                key = self._find(session, ref, lock=True)
+                keys[key.id] = key
             for alias in aliases:
-                found = list(
-                    session.scalars(
-                        select(KeyRow)
-                        .where(KeyRow.key_alias == alias)
-                        .with_for_update()
-                    )
-                )
+                found = store.keys_by_alias(session, alias)
                 if not found:
                     raise NotFound(
                         f"no key has the alias {alias!r}", param="key_aliases"
                     )
-                rows.update((row.id, row) for row in found)
-            for row in rows.values():
-                if auth.check_target(principal, row, "delete") == "self":
+                keys.update((key.id, key) for key in found)
+            for key in keys.values():
+                if auth.check_target(principal, key, "delete") == "self":
                     raise PermissionDenied("a key may not delete itself")
-            ids = list(rows)
-            session.execute(delete(RetiredSecret).where(RetiredSecret.key_id.in_(ids)))
-            session.execute(delete(KeyRow).where(KeyRow.id.in_(ids)))
-            for row in rows.values():
-                self._audit(session, row.id, "delete", principal, now, {})
-            return [row.token for row in rows.values()]
+            store.delete_keys(session, list(keys))
+            for key in keys.values():
+                self._audit(session, key.id, "delete", principal, now, {})
+            return [key.token for key in keys.values()]
 
         return await self._db.transaction(remove)
 
@@ -539,22 +532,19 @@ class KeyManager:
         now = self._clock.now()
 
         def reset(session: Session) -> int:
-            due = list(
-                session.scalars(
-                    select(KeyRow)
-                    .where(KeyRow.budget_reset_at <= now)
-                    .limit(batch)
-                    .with_for_update(skip_locked=True)
-                )
-            )
+            due = store.due_for_reset(session, now, batch)
             for key in due:
-                key.spend = 0.0
-                key.budget_reset_at = (
+                next_reset = (
                     durations.add(now, key.budget_duration)
                     if key.budget_duration
                     else None
                 )
-                key.updated_at = now
+                values = {
+                    "spend": 0.0,
+                    "budget_reset_at": next_reset,
+                    "updated_at": now,
+                }
+                store.update_key(session, key, values)
                 self._audit(session, key.id, "budget_reset", _SYSTEM, now, {})
             return len(due)
 
@@ -562,15 +552,12 @@ class KeyManager:
 
     # -- helpers ------------------------------------------------------------
 
-    def _find(self, session: Session, ref: str, *, for_update: bool = False) -> KeyRow:
+    def _find(self, session: Session, ref: str, *, lock: bool = False) -> KeySnapshot:
         token = _key_ref(ref, self._hasher)
-        query = select(KeyRow).where(KeyRow.token == token)
-        if for_update:
-            query = query.with_for_update()
-        row = session.scalar(query)
-        if row is not None:
-            return row
-        raise self._missing(session.get(RetiredSecret, token) is not None)
+        key = store.key_by_token(session, token, lock=lock)
+        if key is not None:
+            return key
+        raise self._missing(store.retired_owner(session, token) is not None)
 
     @staticmethod
     def _missing(rotated: bool) -> Conflict | NotFound:
@@ -593,38 +580,10 @@ class KeyManager:
         """Store the sealed response of an idempotent call for its retries."""
         if idempotency is None or render is None:
             return
-        session.add(
-            IdempotencyRecord(
-                id=idempotency.record_id,
-                request_hash=idempotency.request_hash,
-                response=tokens.seal(idempotency.seal_key, render(issued)),
-                created_at=now,
-            )
+        sealed = tokens.seal(idempotency.seal_key, render(issued))
+        store.remember_response(
+            session, idempotency.record_id, idempotency.request_hash, sealed, now
         )
-
-    def _refuse_taken(self, session: Session, token: str, param: str) -> None:
-        taken = session.scalar(select(KeyRow.id).where(KeyRow.token == token))
-        if taken is None:
-            taken = session.scalar(
-                select(RetiredSecret.key_id).where(RetiredSecret.token == token)
-            )
-        if taken is not None:
-            raise AlreadyExists(
-                f"{param} is already in use; choose another", param=param
-            )
-
-    def _apply(self, row: KeyRow, changes: Mapping[str, Any], now: dt.datetime) -> None:
-        for name, value in changes.items():
-            if name == "duration":
-                never = value == durations.NEVER
-                row.duration = None if never else value
-                row.expires = None if never else durations.add(now, value)
-            elif name == "budget_duration":
-                row.budget_duration = value
-                row.budget_reset_at = durations.add(now, value) if value else None
-            else:
-                setattr(row, _attr(name), value)
-        row.updated_at = now
 
     def _audit(
         self,
@@ -635,12 +594,20 @@ class KeyManager:
         now: dt.datetime,
         details: Mapping[str, Any],
     ) -> None:
-        session.add(
-            AuditEvent(
-                key_id=key_id,
-                action=action,
-                actor=principal.actor,
-                at=now,
-                details=dict(details),
-            )
-        )
+        store.audit(session, key_id, action, principal.actor, now, details)
+
+
+def _writes(changes: Mapping[str, Any], now: dt.datetime) -> dict[str, Any]:
+    """The KeyRow attributes to write for validated `changes`."""
+    values: dict[str, Any] = {"updated_at": now}
+    for name, value in changes.items():
+        if name == "duration":
+            never = value == durations.NEVER
+            values["duration"] = None if never else value
+            values["expires"] = None if never else durations.add(now, value)
+        elif name == "budget_duration":
+            values["budget_duration"] = value
+            values["budget_reset_at"] = durations.add(now, value) if value else None
+        else:
+            values[_attr(name)] = value
+    return values

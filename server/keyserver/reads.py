@@ -54,6 +54,10 @@ class KeyReads(Protocol):
 # (attribute name on KeyRow, column) in table order.
 _KEY_COLUMNS = [(attr.key, attr.columns[0]) for attr in inspect(KeyRow).column_attrs]
 _ATTRIBUTES = [name for name, _ in _KEY_COLUMNS]
+#: Every column of `keys`, in the order `snapshot` expects.
+KEY_COLUMNS = [column for _, column in _KEY_COLUMNS]
+#: The column name of each KeyRow attribute (they differ for `metadata`).
+COLUMN_NAMES = {name: column.name for name, column in _KEY_COLUMNS}
 
 
 class SqlAlchemyReads:
@@ -62,7 +66,7 @@ class SqlAlchemyReads:
     def __init__(self, engine: AsyncEngine) -> None:
         # Autocommit: a single SELECT needs no BEGIN, nor a ROLLBACK on return.
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-        columns = [c for _, c in _KEY_COLUMNS]
+        columns = KEY_COLUMNS
         self._by_token = select(*columns).where(KeyRow.token == bindparam("token"))
         self._by_id = select(*columns).where(KeyRow.id == bindparam("key_id"))
         self._retired = select(RetiredSecret.key_id, RetiredSecret.valid_until).where(
@@ -133,10 +137,13 @@ class SqliteReads:
         self._conn.close()
 
 
-def _snapshot(row: Sequence[Any] | None) -> KeySnapshot | None:
-    if row is None:
-        return None
+def snapshot(row: Sequence[Any]) -> KeySnapshot:
+    """A snapshot of a row selected with KEY_COLUMNS."""
     return KeySnapshot(**dict(zip(_ATTRIBUTES, row, strict=True)))
+
+
+def _snapshot(row: Sequence[Any] | None) -> KeySnapshot | None:
+    return None if row is None else snapshot(row)
 
 
 def _identity(value: Any) -> Any:

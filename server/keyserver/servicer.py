@@ -14,7 +14,7 @@ from keyserver import convert
 from keyserver.auth import Principal
 from keyserver.errors import AlreadyExists, Conflict, Unauthenticated
 from keyserver.keys import Idempotency, Issued, KeyManager, VerifyReason
-from keyserver.models import KeyRow
+from keyserver.reads import KeyView
 from keyservice.v1 import key_service_pb2, key_service_pb2_grpc
 
 #: The caller of the RPC being served, as the log line names it.
@@ -283,7 +283,7 @@ def _issued(response_class: type[_IssuedResponse], issued: Issued) -> _IssuedRes
     return response_class(key=convert.key_message(issued.key, issued.plaintext))
 
 
-def _list_entries(rows: Sequence[KeyRow], full: bool) -> list[struct_pb2.Value]:
+def _list_entries(rows: Sequence[KeyView], full: bool) -> list[struct_pb2.Value]:
     if full:
         return [convert.key_value(convert.key_message(row)) for row in rows]
     return [struct_pb2.Value(string_value=row.token) for row in rows]
