@@ -1,4 +1,4 @@
-"""Engines, sessions and migrations for SQLite (aiosqlite) and PostgreSQL
+"""Engines, transactions and migrations for SQLite (aiosqlite) and PostgreSQL
 (asyncpg)."""
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine, event, make_url, text
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from keyserver.errors import Conflict
 from keyserver.reads import KeyReads, create_reads
@@ -84,8 +83,8 @@ T = TypeVar("T")
 class Database:
     """Transactions for the domain layer, and point lookups for the hot paths.
 
-    The domain layer writes each transaction as a plain function of a sync ORM
-    Session, so one body serves both backends:
+    The domain layer writes each transaction as a plain function of a sync Core
+    Connection, so one body serves both backends:
 
     - SQLite runs it inline, on the event loop's thread, on a pysqlite
       connection. A statement on a local file takes microseconds, far less
@@ -93,31 +92,27 @@ class Database:
       aiosqlite costs), and a function that never awaits cannot interleave with
       another: the process's transactions are serial, as SQLite's single
       writer wants them anyway.
-    - PostgreSQL runs it through AsyncSession.run_sync, on asyncpg; row locks
-      and the domain's conditional checks keep concurrent replicas correct.
+    - PostgreSQL runs it through AsyncConnection.run_sync, on asyncpg; row
+      locks and the domain's conditional updates keep concurrent replicas
+      correct.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._async_sessions = async_sessionmaker(engine, expire_on_commit=False)
         self._sync_engine: Engine | None = None
-        self._sync_sessions: sessionmaker[Session] | None = None
         if engine.dialect.name == "sqlite":
             self._sync_engine = _sqlite_sync_engine(engine)
-            self._sync_sessions = sessionmaker(
-                self._sync_engine, expire_on_commit=False
-            )
         #: Point lookups for the hot paths (see keyserver.reads).
         self.reads: KeyReads = create_reads(engine)
 
-    async def transaction(self, work: Callable[[Session], T]) -> T:
+    async def transaction(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in one transaction: committed if it returns, rolled back if
-        it raises. A constraint violation at commit becomes Conflict."""
+        it raises. A constraint violation becomes Conflict."""
         try:
-            if self._sync_sessions is not None:
-                with self._sync_sessions() as session, session.begin():
-                    return work(session)
-            async with self._async_sessions() as shared, shared.begin():
+            if self._sync_engine is not None:
+                with self._sync_engine.begin() as conn:
+                    return work(conn)
+            async with self.engine.begin() as shared:
                 return await shared.run_sync(work)
         except IntegrityError as exc:
             # The checks before a write catch the common cases; this is the
@@ -126,12 +121,12 @@ class Database:
                 "a concurrent change to the same key won; try again"
             ) from exc
 
-    async def query(self, work: Callable[[Session], T]) -> T:
+    async def query(self, work: Callable[[Connection], T]) -> T:
         """Run the read-only `work` and return its result."""
-        if self._sync_sessions is not None:
-            with self._sync_sessions() as session:
-                return work(session)
-        async with self._async_sessions() as shared:
+        if self._sync_engine is not None:
+            with self._sync_engine.connect() as conn:
+                return work(conn)
+        async with self.engine.connect() as shared:
             return await shared.run_sync(work)
 
     async def close(self) -> None:

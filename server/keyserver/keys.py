@@ -16,8 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import delete, false, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, bindparam, delete, false, func, or_, select
 
 from keyserver import auth, durations, settings, store, tokens
 from keyserver.auth import Principal
@@ -46,6 +45,11 @@ _SORTABLE = {
     "max_budget": KeyRow.max_budget,
 }
 _TOKEN_LENGTH = 64
+_REPLAY = select(
+    IdempotencyRecord.request_hash,
+    IdempotencyRecord.response,
+    IdempotencyRecord.created_at,
+).where(IdempotencyRecord.id == bindparam("record_id"))
 #: Every attribute of a new key before the caller's settings are applied.
 _NEW_KEY: dict[str, Any] = {
     **{name: None for name in COLUMN_NAMES},
@@ -288,9 +292,9 @@ class KeyManager:
             query.order_by(order, KeyRow.id).offset((page - 1) * size).limit(size)
         )
 
-        def read(session: Session) -> tuple[int, list[KeyView]]:
-            total = session.scalar(select(func.count()).select_from(query.subquery()))
-            return total or 0, [snapshot(row) for row in session.execute(page_query)]
+        def read(conn: Connection) -> tuple[int, list[KeyView]]:
+            total = conn.scalar(select(func.count()).select_from(query.subquery()))
+            return total or 0, [snapshot(row) for row in conn.execute(page_query)]
 
         total, keys = await self._db.query(read)
         return ListPage(keys, total, page, max(1, -(-total // size)))
@@ -331,16 +335,16 @@ class KeyManager:
             held = {name: values[_attr(name)] for name in settings.ALL_FIELDS}
             auth.check_grant(principal, held, settings.ALL_FIELDS)
 
-        def create(session: Session) -> Issued:
-            if key is not None and store.secret_in_use(session, values["token"]):
+        def create(conn: Connection) -> Issued:
+            if key is not None and store.secret_in_use(conn, values["token"]):
                 raise AlreadyExists(
                     "key is already in use; choose another", param="key"
                 )
-            store.insert_key(session, values)
+            store.insert_key(conn, values)
             changed = {"changed": sorted(changes)}
-            self._audit(session, values["id"], "generate", principal, now, changed)
+            self._audit(conn, values["id"], "generate", principal, now, changed)
             issued = Issued(KeySnapshot(**values), plaintext)
-            self._remember(session, idempotency, render, issued, now)
+            self._remember(conn, idempotency, render, issued, now)
             return issued
 
         return await self._db.transaction(create)
@@ -371,13 +375,13 @@ class KeyManager:
         )
         new_token = self._hasher.token(plaintext)
 
-        def rotate(session: Session) -> Issued:
-            key = self._find(session, ref, lock=True)
+        def rotate(conn: Connection) -> Issued:
+            key = self._find(conn, ref, lock=True)
             role = auth.check_target(principal, key, "regenerate")
             auth.check_changes(principal, role, changes)
             # A drawn secret cannot collide (256 random bits); the unique index
             # would still refuse one that did.
-            if new_key is not None and store.secret_in_use(session, new_token):
+            if new_key is not None and store.secret_in_use(conn, new_token):
                 raise AlreadyExists(
                     "new_key is already in use; choose another", param="new_key"
                 )
@@ -393,14 +397,14 @@ class KeyManager:
                 rotation_count=key.rotation_count + 1,
                 last_rotated_at=now,
             )
-            rotated = store.update_key(session, key, values)
-            store.retire_secret(session, key.token, key.id, now, valid_until)
+            rotated = store.update_key(conn, key, values)
+            store.retire_secret(conn, key.token, key.id, now, valid_until)
             details: dict[str, Any] = {"changed": sorted(changes)}
             if grace_period is not None:
                 details["grace_period"] = grace_period
-            self._audit(session, key.id, "regenerate", principal, now, details)
+            self._audit(conn, key.id, "regenerate", principal, now, details)
             issued = Issued(rotated, plaintext)
-            self._remember(session, idempotency, render, issued, now)
+            self._remember(conn, idempotency, render, issued, now)
             return issued
 
         return await self._db.transaction(rotate)
@@ -411,15 +415,15 @@ class KeyManager:
         changes = settings.validate(sent)
         now = self._clock.now()
 
-        def change(session: Session) -> KeyView:
-            key = self._find(session, ref, lock=True)
+        def change(conn: Connection) -> KeyView:
+            key = self._find(conn, ref, lock=True)
             role = auth.check_target(principal, key, "update")
             if role == "self":
                 raise PermissionDenied("a key may not update itself")
             auth.check_changes(principal, role, changes)
             changed = {"changed": sorted(changes)}
-            self._audit(session, key.id, "update", principal, now, changed)
-            return store.update_key(session, key, _writes(changes, now))
+            self._audit(conn, key.id, "update", principal, now, changed)
+            return store.update_key(conn, key, _writes(changes, now))
 
         return await self._db.transaction(change)
 
@@ -429,14 +433,12 @@ class KeyManager:
         action = "block" if blocked else "unblock"
         now = self._clock.now()
 
-        def change(session: Session) -> KeyView:
-            key = self._find(session, ref, lock=True)
+        def change(conn: Connection) -> KeyView:
+            key = self._find(conn, ref, lock=True)
             if auth.check_target(principal, key, action) == "self":
                 raise PermissionDenied(f"a key may not {action} itself")
-            self._audit(session, key.id, action, principal, now, {})
-            return store.update_key(
-                session, key, {"blocked": blocked, "updated_at": now}
-            )
+            self._audit(conn, key.id, action, principal, now, {})
+            return store.update_key(conn, key, {"blocked": blocked, "updated_at": now})
 
         return await self._db.transaction(change)
 
@@ -448,13 +450,13 @@ class KeyManager:
             raise InvalidArgument("name keys in keys or key_aliases", param="keys")
         now = self._clock.now()
 
-        def remove(session: Session) -> list[str]:
+        def remove(conn: Connection) -> list[str]:
             keys: dict[str, KeySnapshot] = {}
             for ref in refs:
-                key = self._find(session, ref, lock=True)
+                key = self._find(conn, ref, lock=True)
                 keys[key.id] = key
             for alias in aliases:
-                found = store.keys_by_alias(session, alias)
+                found = store.keys_by_alias(conn, alias)
                 if not found:
                     raise NotFound(
                         f"no key has the alias {alias!r}", param="key_aliases"
@@ -463,9 +465,9 @@ class KeyManager:
             for key in keys.values():
                 if auth.check_target(principal, key, "delete") == "self":
                     raise PermissionDenied("a key may not delete itself")
-            store.delete_keys(session, list(keys))
+            store.delete_keys(conn, list(keys))
             for key in keys.values():
-                self._audit(session, key.id, "delete", principal, now, {})
+                self._audit(conn, key.id, "delete", principal, now, {})
             return [key.token for key in keys.values()]
 
         return await self._db.transaction(remove)
@@ -496,7 +498,9 @@ class KeyManager:
     async def replay(self, idempotency: Idempotency) -> bytes | None:
         """Return the stored response of an earlier identical call, if any."""
         record = await self._db.query(
-            lambda session: session.get(IdempotencyRecord, idempotency.record_id)
+            lambda conn: conn.execute(
+                _REPLAY, {"record_id": idempotency.record_id}
+            ).first()
         )
         if (
             record is None
@@ -518,8 +522,8 @@ class KeyManager:
         cutoff = self._clock.now() - IDEMPOTENCY_WINDOW
         stale = delete(IdempotencyRecord).where(IdempotencyRecord.created_at <= cutoff)
 
-        def forget(session: Session) -> int:
-            return int(getattr(session.execute(stale), "rowcount", 0) or 0)
+        def forget(conn: Connection) -> int:
+            return int(getattr(conn.execute(stale), "rowcount", 0) or 0)
 
         return await self._db.transaction(forget)
 
@@ -531,8 +535,8 @@ class KeyManager:
         """
         now = self._clock.now()
 
-        def reset(session: Session) -> int:
-            due = store.due_for_reset(session, now, batch)
+        def reset(conn: Connection) -> int:
+            due = store.due_for_reset(conn, now, batch)
             for key in due:
                 next_reset = (
                     durations.add(now, key.budget_duration)
@@ -544,20 +548,20 @@ class KeyManager:
                     "budget_reset_at": next_reset,
                     "updated_at": now,
                 }
-                store.update_key(session, key, values)
-                self._audit(session, key.id, "budget_reset", _SYSTEM, now, {})
+                store.update_key(conn, key, values)
+                self._audit(conn, key.id, "budget_reset", _SYSTEM, now, {})
             return len(due)
 
         return await self._db.transaction(reset)
 
     # -- helpers ------------------------------------------------------------
 
-    def _find(self, session: Session, ref: str, *, lock: bool = False) -> KeySnapshot:
+    def _find(self, conn: Connection, ref: str, *, lock: bool = False) -> KeySnapshot:
         token = _key_ref(ref, self._hasher)
-        key = store.key_by_token(session, token, lock=lock)
+        key = store.key_by_token(conn, token, lock=lock)
         if key is not None:
             return key
-        raise self._missing(store.retired_owner(session, token) is not None)
+        raise self._missing(store.retired_owner(conn, token) is not None)
 
     @staticmethod
     def _missing(rotated: bool) -> Conflict | NotFound:
@@ -571,7 +575,7 @@ class KeyManager:
 
     def _remember(
         self,
-        session: Session,
+        conn: Connection,
         idempotency: Idempotency | None,
         render: Callable[[Issued], bytes] | None,
         issued: Issued,
@@ -582,19 +586,19 @@ class KeyManager:
             return
         sealed = tokens.seal(idempotency.seal_key, render(issued))
         store.remember_response(
-            session, idempotency.record_id, idempotency.request_hash, sealed, now
+            conn, idempotency.record_id, idempotency.request_hash, sealed, now
         )
 
     def _audit(
         self,
-        session: Session,
+        conn: Connection,
         key_id: str,
         action: str,
         principal: Principal,
         now: dt.datetime,
         details: Mapping[str, Any],
     ) -> None:
-        store.audit(session, key_id, action, principal.actor, now, details)
+        store.audit(conn, key_id, action, principal.actor, now, details)
 
 
 def _writes(changes: Mapping[str, Any], now: dt.datetime) -> dict[str, Any]:

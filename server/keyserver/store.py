@@ -1,6 +1,6 @@
 """The statements of the write transactions, in SQLAlchemy Core.
 
-Each function takes the sync Session of a transaction run by
+Each function takes the sync Connection of a transaction run by
 Database.transaction. Core rather than the ORM's unit of work: a rotation
 writes a few known columns, and profiles showed the ORM's flush (change
 tracking, per-object bookkeeping, serialising every JSON column again) costing
@@ -14,8 +14,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
 
 from keyserver.errors import Conflict
 from keyserver.models import AuditEvent, IdempotencyRecord, KeyRow, RetiredSecret
@@ -23,7 +22,12 @@ from keyserver.reads import COLUMN_NAMES, KEY_COLUMNS, KeySnapshot, snapshot
 
 _KEYS = cast(Table, KeyRow.__table__)
 _BY_TOKEN = select(*KEY_COLUMNS).where(_KEYS.c.token == bindparam("token"))
-_BY_ALIAS = select(*KEY_COLUMNS).where(_KEYS.c.key_alias == bindparam("alias"))
+_BY_TOKEN_LOCKED = _BY_TOKEN.with_for_update()
+_BY_ALIAS = (
+    select(*KEY_COLUMNS)
+    .where(_KEYS.c.key_alias == bindparam("alias"))
+    .with_for_update()
+)
 _RETIRED = select(RetiredSecret.key_id).where(RetiredSecret.token == bindparam("token"))
 # The WHERE binds are named apart from the columns, whose names the SET takes.
 _UPDATE = update(_KEYS).where(
@@ -39,53 +43,53 @@ def _columns(values: Mapping[str, Any]) -> dict[str, Any]:
     return {COLUMN_NAMES[name]: value for name, value in values.items()}
 
 
-def key_by_token(session: Session, token: str, *, lock: bool) -> KeySnapshot | None:
+def key_by_token(conn: Connection, token: str, *, lock: bool) -> KeySnapshot | None:
     """The key whose current secret has `token`, locked for the transaction
     when `lock` (FOR UPDATE; SQLite's writes are serial anyway)."""
-    query = _BY_TOKEN.with_for_update() if lock else _BY_TOKEN
-    row = session.execute(query, {"token": token}).first()
+    query = _BY_TOKEN_LOCKED if lock else _BY_TOKEN
+    row = conn.execute(query, {"token": token}).first()
     return None if row is None else snapshot(row)
 
 
-def keys_by_alias(session: Session, alias: str) -> list[KeySnapshot]:
-    rows = session.execute(_BY_ALIAS.with_for_update(), {"alias": alias})
+def keys_by_alias(conn: Connection, alias: str) -> list[KeySnapshot]:
+    rows = conn.execute(_BY_ALIAS, {"alias": alias})
     return [snapshot(row) for row in rows]
 
 
-def retired_owner(session: Session, token: str) -> str | None:
+def retired_owner(conn: Connection, token: str) -> str | None:
     """The id of the key a retired secret belonged to, if `token` is one."""
-    return session.execute(_RETIRED, {"token": token}).scalar()
+    return conn.execute(_RETIRED, {"token": token}).scalar()
 
 
-def secret_in_use(session: Session, token: str) -> bool:
+def secret_in_use(conn: Connection, token: str) -> bool:
     """Whether `token` is the current or a retired secret of any key."""
-    return key_by_token(session, token, lock=False) is not None or (
-        retired_owner(session, token) is not None
+    return key_by_token(conn, token, lock=False) is not None or (
+        retired_owner(conn, token) is not None
     )
 
 
-def insert_key(session: Session, values: Mapping[str, Any]) -> None:
-    session.execute(_INSERT_KEY, _columns(values))
+def insert_key(conn: Connection, values: Mapping[str, Any]) -> None:
+    conn.execute(_INSERT_KEY, _columns(values))
 
 
 def update_key(
-    session: Session, key: KeySnapshot, changes: Mapping[str, Any]
+    conn: Connection, key: KeySnapshot, changes: Mapping[str, Any]
 ) -> KeySnapshot:
     """Write `changes` to `key` if its secret is still the one read; return the
     key as it now is. A concurrent rotation in between raises Conflict."""
     params = _columns(changes)
     params.update(where_id=key.id, where_token=key.token)
-    if session.execute(_UPDATE, params).rowcount != 1:  # type: ignore[attr-defined]
+    if conn.execute(_UPDATE, params).rowcount != 1:
         raise Conflict("a concurrent change to the same key won; try again")
     return KeySnapshot(**{**vars(key), **changes})
 
 
-def delete_keys(session: Session, ids: list[str]) -> None:
-    session.execute(delete(RetiredSecret).where(RetiredSecret.key_id.in_(ids)))
-    session.execute(delete(KeyRow).where(KeyRow.id.in_(ids)))
+def delete_keys(conn: Connection, ids: list[str]) -> None:
+    conn.execute(delete(RetiredSecret).where(RetiredSecret.key_id.in_(ids)))
+    conn.execute(delete(KeyRow).where(KeyRow.id.in_(ids)))
 
 
-def due_for_reset(session: Session, now: dt.datetime, limit: int) -> list[KeySnapshot]:
+def due_for_reset(conn: Connection, now: dt.datetime, limit: int) -> list[KeySnapshot]:
     """Keys whose budget window has ended; rows another replica is resetting
     are skipped rather than waited for."""
     query = (
@@ -94,17 +98,17 @@ def due_for_reset(session: Session, now: dt.datetime, limit: int) -> list[KeySna
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    return [snapshot(row) for row in session.execute(query)]
+    return [snapshot(row) for row in conn.execute(query)]
 
 
 def retire_secret(
-    session: Session,
+    conn: Connection,
     token: str,
     key_id: str,
     retired_at: dt.datetime,
     valid_until: dt.datetime,
 ) -> None:
-    session.execute(
+    conn.execute(
         _INSERT_RETIRED,
         {
             "token": token,
@@ -116,14 +120,14 @@ def retire_secret(
 
 
 def audit(
-    session: Session,
+    conn: Connection,
     key_id: str,
     action: str,
     actor: str,
     at: dt.datetime,
     details: Mapping[str, Any],
 ) -> None:
-    session.execute(
+    conn.execute(
         _INSERT_AUDIT,
         {
             "key_id": key_id,
@@ -136,13 +140,13 @@ def audit(
 
 
 def remember_response(
-    session: Session,
+    conn: Connection,
     record_id: str,
     request_hash: str,
     sealed: bytes,
     created_at: dt.datetime,
 ) -> None:
-    session.execute(
+    conn.execute(
         _INSERT_REPLAY,
         {
             "id": record_id,
