@@ -105,20 +105,22 @@ class SqliteReads:
         columns = ", ".join(f'"{c.name}"' for _, c in _KEY_COLUMNS)
         self._by_token = f"SELECT {columns} FROM keys WHERE token = ?"
         self._by_id = f"SELECT {columns} FROM keys WHERE id = ?"
-        self._converters = [_sqlite_converter(c.type) for _, c in _KEY_COLUMNS]
+        # (position, converter) of the columns SQLite stores as text or int.
+        self._converters = [
+            (index, convert)
+            for index, (_, column) in enumerate(_KEY_COLUMNS)
+            if (convert := _sqlite_converter(column.type)) is not None
+        ]
 
     def _key(self, sql: str, value: str) -> KeySnapshot | None:
         row = self._conn.execute(sql, (value,)).fetchone()
         if row is None:
             return None
-        return KeySnapshot(
-            **{
-                name: convert(value)
-                for name, convert, value in zip(
-                    _ATTRIBUTES, self._converters, row, strict=True
-                )
-            }
-        )
+        values = list(row)
+        for index, convert in self._converters:
+            if values[index] is not None:
+                values[index] = convert(values[index])
+        return KeySnapshot(**dict(zip(_ATTRIBUTES, values, strict=True)))
 
     async def key_by_token(self, token: str) -> KeySnapshot | None:
         return self._key(self._by_token, token)
@@ -146,23 +148,25 @@ def _snapshot(row: Sequence[Any] | None) -> KeySnapshot | None:
     return None if row is None else snapshot(row)
 
 
-def _identity(value: Any) -> Any:
-    return value
+_EMPTY_JSON: dict[str, Callable[[], Any]] = {"[]": list, "{}": dict}
 
 
-def _optional(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    return lambda value: None if value is None else convert(value)
+def _json(text: str) -> Any:
+    # Most JSON columns hold an empty list or object; skip the parser for them.
+    empty = _EMPTY_JSON.get(text)
+    return empty() if empty is not None else json.loads(text)
 
 
-def _sqlite_converter(column_type: Any) -> Callable[[Any], Any]:
-    """How SQLAlchemy's SQLite dialect stores a type, read back by hand."""
+def _sqlite_converter(column_type: Any) -> Callable[[Any], Any] | None:
+    """How to read back a type that SQLAlchemy's SQLite dialect stores as text
+    (JSON, DateTime) or as an integer (Boolean); None for the rest."""
     if isinstance(column_type, JSON):
-        return _optional(json.loads)
+        return _json
     if isinstance(column_type, DateTime):
-        return _optional(dt.datetime.fromisoformat)
+        return dt.datetime.fromisoformat
     if isinstance(column_type, Boolean):
-        return _optional(bool)
-    return _identity
+        return bool
+    return None
 
 
 def create_reads(engine: AsyncEngine) -> KeyReads:
