@@ -86,7 +86,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--concurrency", type=int, default=16, help="requests in flight (16)"
     )
-    parser.add_argument("--duration", type=float, help="seconds measured (default 8)")
+    parser.add_argument(
+        "--duration", type=float, help="seconds measured (default 5; quick 1)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        help="run every scenario this many times, interleaved, and keep the "
+        "fastest round of each: a burst of other work on the machine then "
+        "spoils one round, not the result (default 2; quick 1)",
+    )
     parser.add_argument("--warmup", type=float, help="seconds of warm-up (default 1)")
     parser.add_argument(
         "--rest-client",
@@ -209,6 +218,45 @@ def _profiler(
     )
 
 
+def _scenario(
+    args: argparse.Namespace,
+    load: LoadGenerator,
+    kind: str,
+    server: processes.Server,
+    envoy: processes.Envoy | None,
+    size: int,
+    master_key: str,
+    hash_secret: bytes,
+    name: str,
+) -> Result:
+    scenario = Scenario(
+        kind=kind,
+        grpc_address=f"127.0.0.1:{server.port}",
+        rest_url=envoy.base_url if envoy else "",
+        master_key=master_key,
+        hash_secret=hash_secret,
+        size=size,
+        concurrency=args.concurrency,
+        warmup_s=args.warmup,
+        duration_s=args.duration,
+        server_pid=server.pid,
+        rest_client=args.rest_client,
+        envoy_pid=envoy.pid if envoy and kind.startswith("rest") else None,
+    )
+    profiler = _profiler(args.profile, server.pid, name, args.warmup + args.duration)
+    result = load.run(scenario)
+    if profiler is not None:
+        profiler.wait()
+    print(
+        f"    {kind}: {result.rate:.0f} req/s, p50 {result.p50_ms:.2f} ms, "
+        f"server CPU {result.server_cpu:.0%}, client CPU {result.client_cpu:.0%}, "
+        f"errors {result.errors}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return result
+
+
 def _one_run(
     args: argparse.Namespace,
     load: LoadGenerator,
@@ -254,41 +302,22 @@ def _one_run(
                 else contextlib.nullcontext(None)
             )
             with envoy_cm as envoy:
-                for kind in args.kinds:
-                    scenario = Scenario(
-                        kind=kind,
-                        grpc_address=f"127.0.0.1:{server.port}",
-                        rest_url=envoy.base_url if envoy else "",
-                        master_key=master_key,
-                        hash_secret=hash_secret,
-                        size=size,
-                        concurrency=args.concurrency,
-                        warmup_s=args.warmup,
-                        duration_s=args.duration,
-                        server_pid=server.pid,
-                        rest_client=args.rest_client,
-                        envoy_pid=envoy.pid
-                        if envoy and kind.startswith("rest")
-                        else None,
-                    )
-                    profiler = _profiler(
-                        args.profile,
-                        server.pid,
-                        f"{backend}-{_human(size)}-{kind}",
-                        args.warmup + args.duration,
-                    )
-                    results[kind] = load.run(scenario)
-                    if profiler is not None:
-                        profiler.wait()
-                    result = results[kind]
-                    print(
-                        f"    {kind}: {result.rate:.0f} req/s, p50 "
-                        f"{result.p50_ms:.2f} ms, server CPU "
-                        f"{result.server_cpu:.0%}, client CPU "
-                        f"{result.client_cpu:.0%}, errors {result.errors}",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+                for round_ in range(1, args.rounds + 1):
+                    for kind in args.kinds:
+                        result = _scenario(
+                            args,
+                            load,
+                            kind,
+                            server,
+                            envoy,
+                            size,
+                            master_key,
+                            hash_secret,
+                            f"{backend}-{_human(size)}-{kind}-{round_}",
+                        )
+                        best = results.get(kind)
+                        if best is None or result.rate > best.rate:
+                            results[kind] = result
             rss = processes.peak_rss_mb(server.pid)
     if not args.keep:
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -378,7 +407,8 @@ def _verdicts(runs: list[Run]) -> list[str]:
         if large is not small:
             for kind, result in large.results.items():
                 before = small.results.get(kind)
-                if before is None or not before.p50_ms:
+                # Check reads no key: its p50 moves with the machine only.
+                if kind == "check" or before is None or not before.p50_ms:
                     continue
                 growth = result.p50_ms / before.p50_ms
                 ok = growth <= TARGETS["p50_large_vs_small"]
@@ -441,7 +471,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     sizes = args.sizes or ("1000,20000" if args.quick else "1000,1000000")
     args.sizes_list = [int(size) for size in sizes.split(",")]
-    args.duration = args.duration or (1.0 if args.quick else 8.0)
+    args.duration = args.duration or (1.0 if args.quick else 5.0)
+    args.rounds = args.rounds or (1 if args.quick else 2)
     args.warmup = (
         args.warmup if args.warmup is not None else (0.3 if args.quick else 1.0)
     )
@@ -498,7 +529,8 @@ def main(argv: list[str] | None = None) -> int:
         *_machine(postgres),
         f"- server code: {version}",
         f"- {args.concurrency} requests in flight (closed loop), {args.warmup:g} s "
-        f"warm-up, {args.duration:g} s measured per scenario; {pinning}; "
+        f"warm-up, {args.duration:g} s measured per scenario, best of "
+        f"{args.rounds} round(s); {pinning}; "
         f"REST client: {args.rest_client}",
         "- seeding: "
         + ", ".join(

@@ -28,6 +28,9 @@ from typing import Any
 from bench import keyset
 from bench.processes import cpu_seconds, machine_busy_seconds
 
+#: A scenario stops early after this many failed requests.
+MAX_ERRORS = 1000
+
 
 @dataclasses.dataclass(frozen=True)
 class Scenario:
@@ -94,6 +97,18 @@ class _Rotations:
             self._queue.append(index)
 
 
+#: Rotation state per (server, scenario), kept across rounds: a key rotated in
+#: one round is rotated again under its new token in the next.
+_ROTATIONS: dict[tuple[int, str], _Rotations] = {}
+
+
+def _rotations(scenario: Scenario, keys: range) -> _Rotations:
+    where = (scenario.server_pid, scenario.kind)
+    if where not in _ROTATIONS:
+        _ROTATIONS[where] = _Rotations(keys, scenario.hash_secret)
+    return _ROTATIONS[where]
+
+
 def _process_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -135,7 +150,7 @@ async def _grpc_call(scenario: Scenario) -> tuple[Callable[[], Awaitable[None]],
             raise RuntimeError("info answered another key")
 
     rotations = (
-        _Rotations(keyset.grpc_rotation_range(scenario.size), secret)
+        _rotations(scenario, keyset.grpc_rotation_range(scenario.size))
         if scenario.kind == "regenerate"
         else None
     )
@@ -217,9 +232,7 @@ class _RawHttp:
 
 
 async def _rest_call(scenario: Scenario) -> tuple[Callable[[], Awaitable[None]], Any]:
-    rotations = _Rotations(
-        keyset.rest_rotation_range(scenario.size), scenario.hash_secret
-    )
+    rotations = _rotations(scenario, keyset.rest_rotation_range(scenario.size))
     if scenario.rest_client == "raw":
         raw = _RawHttp(
             scenario.rest_url, {"authorization": f"Bearer {scenario.master_key}"}
@@ -304,6 +317,8 @@ async def run(scenario: Scenario) -> Result:
                 await call()
             except Exception as exc:
                 errors.append(f"{type(exc).__name__}: {exc}"[:300])
+                if len(errors) > MAX_ERRORS:
+                    return
                 continue
             done = clock()
             if start <= done <= end:
