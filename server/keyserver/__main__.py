@@ -8,7 +8,7 @@ import logging
 import pathlib
 import sys
 
-from keyserver import app, db
+from keyserver import app, db, logs
 from keyserver.config import Settings
 
 
@@ -57,10 +57,7 @@ async def _migrate(settings: Settings) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(args.log_level)
     settings = Settings.from_env(
         data_dir=args.data_dir,
         database_url=args.database_url,
