@@ -425,20 +425,36 @@ async def test_malformed_json_is_a_400_that_does_not_quote_the_body(
         assert secret not in response.text
 
 
-async def test_unknown_paths_and_methods_are_json_404s(
+async def test_unknown_paths_are_json_404s(
     rest: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:
     responses = [
         await rest.get("/", headers=admin),
-        await rest.get("/key/generate", headers=admin),
         await rest.post("/key/nothing", json={}, headers=admin),
-        await rest.delete("/key/info", headers=admin),
-        await rest.get("/key/sk-some-key-in-a-path-001/regenerate", headers=admin),
+        await rest.post("/key/a/b/regenerate", json={}, headers=admin),
         await rest.post("/keyservice.v1.KeyService/Generate", json={}, headers=admin),
     ]
 
     for response in responses:
         assert_error(response, 404, "not_found_error")
+
+
+async def test_a_wrong_method_is_a_405_naming_the_right_one(
+    rest: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    cases = [
+        ("GET", "/key/generate", "POST"),
+        ("PUT", "/key/update", "POST"),
+        ("DELETE", "/key/info", "GET"),
+        ("POST", "/key/list", "GET"),
+        ("GET", "/key/sk-some-key-in-a-path-001/regenerate", "POST"),
+    ]
+
+    for method, path, allowed in cases:
+        response = await rest.request(method, path, headers=admin)
+
+        assert_error(response, 405, "invalid_request_error")
+        assert response.headers["allow"] == allowed
 
 
 async def test_a_body_over_1_mib_is_a_413(
