@@ -297,6 +297,24 @@ async def test_list_answers_a_legacy_page(
         assert key["key"] not in second.text
 
 
+async def test_a_page_over_1_mib_is_served(
+    rest: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    blob = "x" * (600 * 1024)
+    for _ in range(3):
+        await generate(rest, admin, user_id="large", metadata={"blob": blob})
+
+    response = await rest.get(
+        "/key/list",
+        params={"user_id": "large", "return_full_object": "true"},
+        headers=admin,
+    )
+
+    assert response.status_code == 200, response.text[:500]
+    assert len(response.content) > 1024 * 1024
+    assert [key["metadata"] for key in response.json()["keys"]] == [{"blob": blob}] * 3
+
+
 async def test_list_errors(rest: httpx.AsyncClient, admin: dict[str, str]) -> None:
     worker = await generate(rest, admin)
 
