@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import pathlib
 import re
@@ -510,3 +511,29 @@ async def test_nulls_go_to_the_top_level_only(
     for unset in ("key_alias", "expires", "user_id", "team_id", "max_budget"):
         assert body[unset] is None, unset
     assert response.text.count('"key_alias"') == 2
+
+
+async def test_concurrent_retries_with_one_idempotency_key_rotate_once(
+    rest: httpx.AsyncClient, server: ServerHandle
+) -> None:
+    created = await generate(rest, server, key="sk-concurrent-retry-00001")
+    headers = {**bearer(server.master_key), "Idempotency-Key": "concurrent-0001"}
+
+    answers = await asyncio.gather(
+        *(
+            rest.post(
+                "/key/sk-concurrent-retry-00001/regenerate",
+                json={"max_budget": 7},
+                headers=headers,
+            )
+            for _ in range(4)
+        )
+    )
+
+    assert [answer.status_code for answer in answers] == [200] * 4, [
+        answer.text for answer in answers
+    ]
+    assert len({answer.content for answer in answers}) == 1
+    stored = await info(rest, server, answers[0].json()["token_id"])
+    assert stored["id"] == created["id"]
+    assert stored["rotation_count"] == 1
