@@ -8,6 +8,7 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import signal
 import socket
 import sys
@@ -68,6 +69,8 @@ async def _wait_for(log: pathlib.Path, process: asyncio.subprocess.Process) -> N
 async def test_make_run_serves_the_readme_commands_and_stops_on_ctrl_c(
     tmp_path: pathlib.Path,
 ) -> None:
+    if shutil.which("curl") is None:
+        pytest.skip("the README's commands need curl")
     busy = [port for port in PORTS if port_in_use(port)]
     if busy:
         pytest.skip(f"make run's ports are in use here: {busy}")
