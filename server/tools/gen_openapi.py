@@ -509,8 +509,9 @@ def build(fds: descriptor_pb2.FileDescriptorSet) -> Schema:
         for status, description in _ERROR_RESPONSES.items()
     }
     error_responses["Error"] = {
-        "description": "Any other error, such as 413 for a body over 1 MiB or "
-        "500 for a fault of the server.",
+        "description": "Any other error, such as 405 for a method the path "
+        "does not take (`Allow` names the right one), 413 for a body over "
+        "1 MiB, or 500 for a fault of the server.",
         "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
         },
