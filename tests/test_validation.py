@@ -37,6 +37,9 @@ BAD_REGENERATE: list[tuple[str, Any, str]] = [
     ("new_key", "pk-not-starting-with-sk-prefix", "new_key"),
     ("new_key", "sk-short", "new_key"),
     ("new_key", "sk-has a space in the middle of it", "new_key"),
+    ("metadata", {"blob": "x" * (64 * 1024)}, "metadata"),
+    ("models", [f"model-{i}" for i in range(8000)], "models"),
+    ("permissions", {f"p{i}": True for i in range(8000)}, "permissions"),
 ]
 
 

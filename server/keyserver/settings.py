@@ -7,6 +7,7 @@ the field. A sent zero, false or empty value is a value like any other.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -35,6 +36,10 @@ ALL_FIELDS = (
 
 _INT32_MAX = 2**31 - 1
 _MAX_TEXT = 256
+#: The most a list, object or per-model setting may hold, as compact JSON. A key
+#: is read on every Verify and listed 100 to a page; unbounded settings would
+#: make both as large as a caller cares to send.
+MAX_SETTING_BYTES = 64 * 1024
 
 
 def _number(value: Any, *, param: str, where: str = "") -> float:
@@ -151,4 +156,15 @@ def validate(sent: Mapping[str, Any]) -> dict[str, Any]:
             if not isinstance(value, bool):
                 raise InvalidArgument("blocked must be true or false", param=name)
             clean[name] = value
+        if isinstance(clean[name], list | dict):
+            _check_size(name, clean[name])
     return clean
+
+
+def _check_size(name: str, value: Any) -> None:
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_SETTING_BYTES:
+        raise InvalidArgument(
+            f"{name} is {size} bytes as JSON; at most {MAX_SETTING_BYTES} are allowed",
+            param=name,
+        )
