@@ -381,6 +381,14 @@ def _table(runs: list[Run]) -> list[str]:
     return lines
 
 
+def _cpu_ratio(a: Result, b: Result) -> float:
+    """The throughput ratio a server with a whole core to itself would show:
+    the inverse ratio of server CPU per request."""
+    if not (a.rate and b.rate and a.server_cpu):
+        return float("nan")
+    return (b.server_cpu / b.rate) / (a.server_cpu / a.rate)
+
+
 def _verdicts(runs: list[Run]) -> list[str]:
     lines: list[str] = []
     by_backend: dict[str, list[Run]] = {}
@@ -400,9 +408,11 @@ def _verdicts(runs: list[Run]) -> list[str]:
                 ratio = _ratio(r.get(kind), r.get(other))
                 if ratio is not None:
                     ok = ratio >= TARGETS[name]
+                    by_cpu = _cpu_ratio(r[kind], r[other])
                     lines.append(
                         f"- {where}: {kind} / {other} = {ratio:.2f} "
                         f"(target >= {TARGETS[name]:.2f}): {'PASS' if ok else 'FAIL'}"
+                        f"; by server CPU per request {by_cpu:.2f}"
                     )
         if large is not small:
             for kind, result in large.results.items():
