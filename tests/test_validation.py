@@ -43,6 +43,25 @@ BAD_REGENERATE: list[tuple[str, Any, str]] = [
 ]
 
 
+async def test_lists_and_objects_are_capped_together(
+    server: ServerHandle, stub: Any
+) -> None:
+    admin = admin_md(server)
+    half = "x" * (40 * 1024)
+    created = await generate(stub, admin, metadata={"blob": half})
+
+    error = await rpc_error(
+        stub.Update(
+            build(pb.UpdateRequest, key=created.key.key, permissions={"note": half}),
+            metadata=admin,
+        )
+    )
+
+    assert (error.code(), error_param(error)) == (INVALID, "permissions")
+    info = await stub.Info(pb.InfoRequest(key=created.key.key), metadata=admin)
+    assert as_json(info.info)["permissions"] == {}
+
+
 @pytest.mark.parametrize(("name", "value", "param"), BAD_REGENERATE)
 async def test_bad_regenerate_input_is_refused_and_changes_nothing(
     server: ServerHandle, stub: Any, name: str, value: Any, param: str

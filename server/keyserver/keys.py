@@ -330,6 +330,7 @@ class KeyManager:
             "created_at": now,
             **_writes(changes, now),
         }
+        settings.check_size(values, values)
         if own_team is not None:
             # A new key holds every setting, so every one is checked.
             held = {name: values[_attr(name)] for name in settings.ALL_FIELDS}
@@ -397,6 +398,7 @@ class KeyManager:
                 rotation_count=key.rotation_count + 1,
                 last_rotated_at=now,
             )
+            settings.check_size({**vars(key), **values}, values)
             rotated = store.update_key(conn, key, values)
             store.retire_secret(conn, key.token, key.id, now, valid_until)
             details: dict[str, Any] = {"changed": sorted(changes)}
@@ -421,9 +423,11 @@ class KeyManager:
             if role == "self":
                 raise PermissionDenied("a key may not update itself")
             auth.check_changes(principal, role, changes)
+            values = _writes(changes, now)
+            settings.check_size({**vars(key), **values}, values)
             changed = {"changed": sorted(changes)}
             self._audit(conn, key.id, "update", principal, now, changed)
-            return store.update_key(conn, key, _writes(changes, now))
+            return store.update_key(conn, key, values)
 
         return await self._db.transaction(change)
 

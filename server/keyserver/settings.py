@@ -36,10 +36,11 @@ ALL_FIELDS = (
 
 _INT32_MAX = 2**31 - 1
 _MAX_TEXT = 256
-#: The most a list, object or per-model setting may hold, as compact JSON. A key
-#: is read on every Verify and listed 100 to a page; unbounded settings would
-#: make both as large as a caller cares to send.
-MAX_SETTING_BYTES = 64 * 1024
+#: The most a key's lists and objects (models, metadata, permissions, ...) may
+#: hold together, as compact JSON. A key is read on every Verify and listed a
+#: hundred to a page, and a page must fit Envoy's 16 MiB buffer; unbounded
+#: settings would make both as large as a caller cares to send.
+MAX_KEY_SETTINGS_BYTES = 64 * 1024
 
 
 def _number(value: Any, *, param: str, where: str = "") -> float:
@@ -156,15 +157,29 @@ def validate(sent: Mapping[str, Any]) -> dict[str, Any]:
             if not isinstance(value, bool):
                 raise InvalidArgument("blocked must be true or false", param=name)
             clean[name] = value
-        if isinstance(clean[name], list | dict):
-            _check_size(name, clean[name])
     return clean
 
 
-def _check_size(name: str, value: Any) -> None:
-    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
-    if size > MAX_SETTING_BYTES:
+def check_size(key: Mapping[str, Any], changed: Mapping[str, Any]) -> None:
+    """Refuse `changed` if the key's lists and objects would outgrow the limit.
+
+    `key` holds every attribute of the key as it would be stored; `changed`
+    the ones this call sets. Nothing is measured unless a list or an object
+    changes, so a plain rotation pays nothing.
+    """
+    grown = [name for name, value in changed.items() if isinstance(value, list | dict)]
+    if not grown:
+        return
+    sizes = {
+        name: len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+        for name, value in key.items()
+        if isinstance(value, list | dict)
+    }
+    total = sum(sizes.values())
+    if total > MAX_KEY_SETTINGS_BYTES:
+        largest = max(grown, key=lambda name: sizes[name]).removesuffix("_")
         raise InvalidArgument(
-            f"{name} is {size} bytes as JSON; at most {MAX_SETTING_BYTES} are allowed",
-            param=name,
+            f"{largest} is too large: the key's lists and objects would hold "
+            f"{total} bytes of JSON, and at most {MAX_KEY_SETTINGS_BYTES} are allowed",
+            param=largest,
         )
