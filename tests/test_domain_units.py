@@ -1,4 +1,5 @@
-"""Plain-Python rules: durations, secrets and the schema migrations."""
+"""Plain-Python rules: durations, secrets, message conversion and the schema
+migrations."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import pathlib
 import pytest
 from sqlalchemy import inspect
 
-from keyserver import db, durations, tokens
+from keyserver import convert, db, durations, settings, tokens
 from keyserver.errors import InvalidArgument
+from keyserver.reads import KeySnapshot
+from keyservice.v1 import key_service_pb2
 
 START = dt.datetime(2025, 1, 31, 12, 0, 0)
 
@@ -107,3 +110,149 @@ async def test_migrations_create_every_table_and_hot_path_index(
     for column in ("key_alias", "user_id", "team_id", "created_at"):
         assert (column,) in indexes
     assert schema["retired_pk"]["constrained_columns"] == ["token"]  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "request_class",
+    [
+        key_service_pb2.GenerateRequest,
+        key_service_pb2.RegenerateRequest,
+        key_service_pb2.UpdateRequest,
+    ],
+)
+def test_every_setting_of_a_request_tells_unsent_from_zero(
+    request_class: type[object],
+) -> None:
+    fields = request_class.DESCRIPTOR.fields_by_name  # type: ignore[attr-defined]
+    settable = settings.ALL_FIELDS - {"budget_id", "enforced_params"}
+
+    assert settable <= set(fields)
+    for name in settings.ALL_FIELDS & set(fields):
+        assert fields[name].has_presence, f"{name} cannot tell unsent from zero"
+
+    sent = request_class(spend=0.0, blocked=False, key_alias="")  # type: ignore[call-arg]
+    assert convert.sent_settings(sent) == {  # type: ignore[arg-type]
+        "spend": 0.0,
+        "blocked": False,
+        "key_alias": "",
+    }
+
+
+def _row(**values: object) -> KeySnapshot:
+    created = dt.datetime(2024, 2, 29, 23, 59, 59, 999000)
+    empty: dict[str, object] = {
+        "id": "id-1",
+        "token": "ab" * 32,
+        "key_name": "sk-...abcd",
+        "spend": 0.0,
+        "blocked": False,
+        "rotation_count": 0,
+        "created_at": created,
+        "updated_at": created,
+        "metadata_": {},
+        "permissions": {},
+        "model_max_budget": {},
+        "model_rpm_limit": {},
+        "model_tpm_limit": {},
+        **{name: [] for name in settings.LIST_FIELDS},
+        **{
+            name: None
+            for name in (
+                "key_alias",
+                "duration",
+                "max_budget",
+                "user_id",
+                "team_id",
+                "max_parallel_requests",
+                "tpm_limit",
+                "rpm_limit",
+                "budget_duration",
+                "budget_id",
+                "soft_budget",
+                "expires",
+                "budget_reset_at",
+                "last_rotated_at",
+            )
+        },
+    }
+    return KeySnapshot(**{**empty, **values})
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        dt.datetime(1970, 1, 1),
+        dt.datetime(2024, 2, 29, 23, 59, 59, 999000),
+        dt.datetime(2025, 1, 30, 14, 52, 26, 912000),
+        dt.datetime(9999, 12, 31, 23, 59, 59, 999999),
+    ],
+)
+def test_key_message_timestamps_are_the_stored_utc_times(when: dt.datetime) -> None:
+    key = convert.key_message(_row(created_at=when, expires=when, last_rotated_at=when))
+
+    for field in (key.created_at, key.expires, key.last_rotated_at):
+        assert field.ToDatetime() == when
+    assert not key.HasField("budget_reset_at")
+
+
+def test_key_message_copies_every_setting_and_leaves_unset_ones_unset() -> None:
+    row = _row(
+        key_alias="ci",
+        duration="30d",
+        max_budget=0.0,
+        user_id="u",
+        team_id="t",
+        max_parallel_requests=0,
+        tpm_limit=1,
+        rpm_limit=2,
+        budget_duration="1h",
+        budget_id="b",
+        soft_budget=3.5,
+        models=["gpt-4"],
+        tags=["prod"],
+        allowed_cache_controls=["no-cache"],
+        guardrails=["pii"],
+        enforced_params=["user"],
+        model_rpm_limit={"gpt-4": 10},
+        model_tpm_limit={"gpt-4": 20},
+        model_max_budget={"gpt-4": {"budget_limit": 0.5, "time_period": "30d"}},
+        metadata_={"team": "core-infra", "nested": {"a": [1, None]}},
+        permissions={"manage_team_keys": True},
+        spend=1.25,
+        blocked=True,
+        rotation_count=4,
+    )
+
+    full = convert.key_message(row, "sk-plaintext")
+    bare = convert.key_message(_row())
+
+    assert full.key == "sk-plaintext" and full.token_id == row.token
+    assert (full.key_alias, full.duration, full.user_id, full.team_id) == (
+        "ci",
+        "30d",
+        "u",
+        "t",
+    )
+    assert full.HasField("max_budget") and full.max_budget == 0.0
+    assert full.HasField("max_parallel_requests")
+    assert (full.tpm_limit, full.rpm_limit, full.soft_budget) == (1, 2, 3.5)
+    assert (full.budget_duration, full.budget_id) == ("1h", "b")
+    assert list(full.models) == ["gpt-4"] and list(full.tags) == ["prod"]
+    assert list(full.allowed_cache_controls) == ["no-cache"]
+    assert list(full.guardrails) == ["pii"]
+    assert list(full.enforced_params) == ["user"]
+    assert dict(full.model_rpm_limit) == {"gpt-4": 10}
+    assert dict(full.model_tpm_limit) == {"gpt-4": 20}
+    assert full.model_max_budget["gpt-4"].budget_limit == 0.5
+    assert full.model_max_budget["gpt-4"].time_period == "30d"
+    assert full.metadata["nested"]["a"][0] == 1
+    assert full.permissions["manage_team_keys"] is True
+    assert (full.spend, full.blocked, full.rotation_count) == (1.25, True, 4)
+
+    assert bare.key == bare.token_id
+    always_set = {"metadata", "permissions", "created_at", "updated_at"}
+    assert set(convert.null_fields(bare)) == set(convert.NULLABLE_KEY_FIELDS) - (
+        always_set
+    )
+    assert bare.HasField("metadata") and bare.HasField("permissions")
+    assert not bare.models and not bare.model_max_budget
