@@ -4,12 +4,13 @@ migrations."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import pathlib
 
 import pytest
 from sqlalchemy import inspect
 
-from keyserver import convert, db, durations, settings, tokens
+from keyserver import convert, db, durations, logs, settings, tokens
 from keyserver.errors import InvalidArgument
 from keyserver.reads import KeySnapshot
 from keyservice.v1 import key_service_pb2
@@ -256,3 +257,15 @@ def test_key_message_copies_every_setting_and_leaves_unset_ones_unset() -> None:
     )
     assert bare.HasField("metadata") and bare.HasField("permissions")
     assert not bare.models and not bare.model_max_budget
+
+
+def test_log_lines_keep_the_standard_timestamp() -> None:
+    cached = logs.SecondCachingFormatter(logs.FORMAT)
+    standard = logging.Formatter(logs.FORMAT)
+
+    for created in (1733259316.713, 1733259316.999, 1733259317.0, 1733259999.5):
+        record = logging.LogRecord(
+            "keyserver", logging.INFO, "", 0, "rpc=%s", ("Info",), None
+        )
+        record.created, record.msecs = created, (created % 1) * 1000
+        assert cached.format(record) == standard.format(record)

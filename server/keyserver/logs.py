@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -55,8 +56,34 @@ class BufferedStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().close()
 
 
+class SecondCachingFormatter(logging.Formatter):
+    """logging.Formatter whose `asctime` formats each second only once.
+
+    The per-RPC line is the record logged most; strftime and localtime were a
+    quarter of its cost. The output is the default `2026-12-03 20:55:16,713`.
+    """
+
+    _second: tuple[int, str] = (-1, "")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        cached, text = self._second
+        if cached != second:
+            text = time.strftime(self.default_time_format, self.converter(second))
+            self._second = (second, text)
+        return f"{text},{int(record.msecs):03d}"
+
+
 def configure(level: str) -> None:
     """Send every log record at `level` or above to stderr, buffered."""
+    # The format names no thread, process or source line, so the records need
+    # not collect them (the "Optimization" knobs of the logging HOWTO).
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging._srcfile = None
     handler = BufferedStderrHandler()
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setFormatter(SecondCachingFormatter(FORMAT))
     logging.basicConfig(level=level.upper(), handlers=[handler])
