@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pathlib
+import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from keyserver.errors import Conflict
 from keyserver.reads import KeyReads, create_reads
+from keyserver.statements import Tx
 
 _MIGRATIONS = pathlib.Path(__file__).parent / "migrations"
 # Any constant works; it only has to be the same for every replica.
@@ -83,15 +85,18 @@ T = TypeVar("T")
 class Database:
     """Transactions for the domain layer, and point lookups for the hot paths.
 
-    The domain layer writes each transaction as a plain function of a sync Core
-    Connection, so one body serves both backends:
+    The domain layer writes each transaction as a plain function of a Tx (a sync
+    Core connection, see keyserver.statements), so one body serves both
+    backends:
 
-    - SQLite runs it inline, on the event loop's thread, on a pysqlite
-      connection. A statement on a local file takes microseconds, far less
-      than a round trip to a driver thread per statement (which is what
-      aiosqlite costs), and a function that never awaits cannot interleave with
-      another: the process's transactions are serial, as SQLite's single
-      writer wants them anyway.
+    - SQLite runs it inline, on the event loop's thread, on one pysqlite
+      connection kept open. A statement on a local file takes microseconds,
+      far less than a round trip to a driver thread per statement (which is
+      what aiosqlite costs), and a function that never awaits cannot
+      interleave with another: the process's transactions are serial, as
+      SQLite's single writer wants them anyway. Each starts with BEGIN
+      IMMEDIATE, so it holds the write lock from its first read and another
+      process writing the same file cannot slip in between.
     - PostgreSQL runs it through AsyncConnection.run_sync, on asyncpg; row
       locks and the domain's conditional updates keep concurrent replicas
       correct.
@@ -99,40 +104,47 @@ class Database:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._sync_engine: Engine | None = None
+        self._sqlite: Connection | None = None
         if engine.dialect.name == "sqlite":
-            self._sync_engine = _sqlite_sync_engine(engine)
+            self._sqlite = _sqlite_sync_engine(engine).connect()
         #: Point lookups for the hot paths (see keyserver.reads).
         self.reads: KeyReads = create_reads(engine)
 
-    async def transaction(self, work: Callable[[Connection], T]) -> T:
+    async def transaction(self, work: Callable[[Tx], T]) -> T:
         """Run `work` in one transaction: committed if it returns, rolled back if
         it raises. A constraint violation becomes Conflict."""
         try:
-            if self._sync_engine is not None:
-                with self._sync_engine.begin() as conn:
-                    return work(conn)
+            if self._sqlite is not None:
+                with self._sqlite.begin():
+                    driver = self._sqlite.connection.driver_connection
+                    assert isinstance(driver, sqlite3.Connection)
+                    driver.execute("BEGIN IMMEDIATE")
+                    return work(Tx(self._sqlite, driver))
             async with self.engine.begin() as shared:
-                return await shared.run_sync(work)
-        except IntegrityError as exc:
+                return await shared.run_sync(lambda conn: work(Tx(conn, None)))
+        except (IntegrityError, sqlite3.IntegrityError) as exc:
             # The checks before a write catch the common cases; this is the
             # race in which another replica took the same value first.
             raise Conflict(
                 "a concurrent change to the same key won; try again"
             ) from exc
 
-    async def query(self, work: Callable[[Connection], T]) -> T:
+    async def query(self, work: Callable[[Tx], T]) -> T:
         """Run the read-only `work` and return its result."""
-        if self._sync_engine is not None:
-            with self._sync_engine.connect() as conn:
-                return work(conn)
+        if self._sqlite is not None:
+            with self._sqlite.begin():
+                driver = self._sqlite.connection.driver_connection
+                assert isinstance(driver, sqlite3.Connection)
+                return work(Tx(self._sqlite, driver))
         async with self.engine.connect() as shared:
-            return await shared.run_sync(work)
+            return await shared.run_sync(lambda conn: work(Tx(conn, None)))
 
     async def close(self) -> None:
         self.reads.close()
-        if self._sync_engine is not None:
-            self._sync_engine.dispose()
+        if self._sqlite is not None:
+            engine = self._sqlite.engine
+            self._sqlite.close()
+            engine.dispose()
         await self.engine.dispose()
 
 

@@ -11,12 +11,13 @@ import dataclasses
 import datetime as dt
 import enum
 import hmac
+import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import Connection, bindparam, delete, false, func, or_, select
+from sqlalchemy import bindparam, delete, false, func, or_, select
 
 from keyserver import auth, durations, settings, store, tokens
 from keyserver.auth import Principal
@@ -32,6 +33,7 @@ from keyserver.errors import (
 )
 from keyserver.models import IdempotencyRecord, KeyRow
 from keyserver.reads import COLUMN_NAMES, KEY_COLUMNS, KeySnapshot, KeyView, snapshot
+from keyserver.statements import Prepared, Tx
 
 #: How long a replay of an idempotent call is kept.
 IDEMPOTENCY_WINDOW = dt.timedelta(hours=24)
@@ -44,12 +46,15 @@ _SORTABLE = {
     "key_alias": KeyRow.key_alias,
     "max_budget": KeyRow.max_budget,
 }
-_TOKEN_LENGTH = 64
-_REPLAY = select(
-    IdempotencyRecord.request_hash,
-    IdempotencyRecord.response,
-    IdempotencyRecord.created_at,
-).where(IdempotencyRecord.id == bindparam("record_id"))
+#: A token id: the hex HMAC-SHA256 of a secret.
+_TOKEN_ID = re.compile(r"[0-9a-f]{64}")
+_REPLAY = Prepared(
+    select(
+        IdempotencyRecord.request_hash,
+        IdempotencyRecord.response,
+        IdempotencyRecord.created_at,
+    ).where(IdempotencyRecord.id == bindparam("record_id"))
+)
 #: Every attribute of a new key before the caller's settings are applied.
 _NEW_KEY: dict[str, Any] = {
     **{name: None for name in COLUMN_NAMES},
@@ -69,6 +74,7 @@ _NEW_KEY: dict[str, Any] = {
 }
 #: The actor of changes the service makes by itself, such as budget resets.
 _SYSTEM = Principal(key=None, actor_name="system")
+_MASTER = Principal(key=None)
 
 
 class VerifyReason(enum.Enum):
@@ -128,7 +134,7 @@ def _key_ref(ref: str, hasher: tokens.Hasher, *, param: str = "key") -> str:
         raise InvalidArgument(f"{param} is required", param=param)
     if ref.startswith(tokens.KEY_PREFIX):
         return hasher.token(ref)
-    if len(ref) == _TOKEN_LENGTH and all(c in "0123456789abcdef" for c in ref):
+    if _TOKEN_ID.fullmatch(ref):
         return ref
     raise InvalidArgument(
         f"{param} must be a key (sk-...) or a token id (64 hex digits)", param=param
@@ -171,7 +177,7 @@ class KeyManager:
             )
         token = self._hasher.token(credential)
         if hmac.compare_digest(token, self._master_token):
-            return Principal(key=None)
+            return _MASTER
         verdict = await self._verdict(token)
         if verdict.reason is VerifyReason.NOT_FOUND:
             raise Unauthenticated("invalid key: no such key, or it was rotated")
@@ -292,9 +298,9 @@ class KeyManager:
             query.order_by(order, KeyRow.id).offset((page - 1) * size).limit(size)
         )
 
-        def read(conn: Connection) -> tuple[int, list[KeyView]]:
-            total = conn.scalar(select(func.count()).select_from(query.subquery()))
-            return total or 0, [snapshot(row) for row in conn.execute(page_query)]
+        def read(tx: Tx) -> tuple[int, list[KeyView]]:
+            total = tx.scalar(select(func.count()).select_from(query.subquery()))
+            return total or 0, [snapshot(row) for row in tx.rows(page_query)]
 
         total, keys = await self._db.query(read)
         return ListPage(keys, total, page, max(1, -(-total // size)))
@@ -336,16 +342,16 @@ class KeyManager:
             held = {name: values[_attr(name)] for name in settings.ALL_FIELDS}
             auth.check_grant(principal, held, settings.ALL_FIELDS)
 
-        def create(conn: Connection) -> Issued:
-            if key is not None and store.secret_in_use(conn, values["token"]):
+        def create(tx: Tx) -> Issued:
+            if key is not None and store.secret_in_use(tx, values["token"]):
                 raise AlreadyExists(
                     "key is already in use; choose another", param="key"
                 )
-            store.insert_key(conn, values)
+            store.insert_key(tx, values)
             changed = {"changed": sorted(changes)}
-            self._audit(conn, values["id"], "generate", principal, now, changed)
+            self._audit(tx, values["id"], "generate", principal, now, changed)
             issued = Issued(KeySnapshot(**values), plaintext)
-            self._remember(conn, idempotency, render, issued, now)
+            self._remember(tx, idempotency, render, issued, now)
             return issued
 
         return await self._db.transaction(create)
@@ -376,13 +382,13 @@ class KeyManager:
         )
         new_token = self._hasher.token(plaintext)
 
-        def rotate(conn: Connection) -> Issued:
-            key = self._find(conn, ref, lock=True)
+        def rotate(tx: Tx) -> Issued:
+            key = self._find(tx, ref, lock=True)
             role = auth.check_target(principal, key, "regenerate")
             auth.check_changes(principal, role, changes)
             # A drawn secret cannot collide (256 random bits); the unique index
             # would still refuse one that did.
-            if new_key is not None and store.secret_in_use(conn, new_token):
+            if new_key is not None and store.secret_in_use(tx, new_token):
                 raise AlreadyExists(
                     "new_key is already in use; choose another", param="new_key"
                 )
@@ -398,15 +404,15 @@ class KeyManager:
                 rotation_count=key.rotation_count + 1,
                 last_rotated_at=now,
             )
-            settings.check_size({**vars(key), **values}, values)
-            rotated = store.update_key(conn, key, values)
-            store.retire_secret(conn, key.token, key.id, now, valid_until)
+            settings.check_size(vars(key), values)
+            rotated = store.update_key(tx, key, values)
+            store.retire_secret(tx, key.token, key.id, now, valid_until)
             details: dict[str, Any] = {"changed": sorted(changes)}
             if grace_period is not None:
                 details["grace_period"] = grace_period
-            self._audit(conn, key.id, "regenerate", principal, now, details)
+            self._audit(tx, key.id, "regenerate", principal, now, details)
             issued = Issued(rotated, plaintext)
-            self._remember(conn, idempotency, render, issued, now)
+            self._remember(tx, idempotency, render, issued, now)
             return issued
 
         return await self._db.transaction(rotate)
@@ -417,17 +423,17 @@ class KeyManager:
         changes = settings.validate(sent)
         now = self._clock.now()
 
-        def change(conn: Connection) -> KeyView:
-            key = self._find(conn, ref, lock=True)
+        def change(tx: Tx) -> KeyView:
+            key = self._find(tx, ref, lock=True)
             role = auth.check_target(principal, key, "update")
             if role == "self":
                 raise PermissionDenied("a key may not update itself")
             auth.check_changes(principal, role, changes)
             values = _writes(changes, now)
-            settings.check_size({**vars(key), **values}, values)
+            settings.check_size(vars(key), values)
             changed = {"changed": sorted(changes)}
-            self._audit(conn, key.id, "update", principal, now, changed)
-            return store.update_key(conn, key, values)
+            self._audit(tx, key.id, "update", principal, now, changed)
+            return store.update_key(tx, key, values)
 
         return await self._db.transaction(change)
 
@@ -437,12 +443,12 @@ class KeyManager:
         action = "block" if blocked else "unblock"
         now = self._clock.now()
 
-        def change(conn: Connection) -> KeyView:
-            key = self._find(conn, ref, lock=True)
+        def change(tx: Tx) -> KeyView:
+            key = self._find(tx, ref, lock=True)
             if auth.check_target(principal, key, action) == "self":
                 raise PermissionDenied(f"a key may not {action} itself")
-            self._audit(conn, key.id, action, principal, now, {})
-            return store.update_key(conn, key, {"blocked": blocked, "updated_at": now})
+            self._audit(tx, key.id, action, principal, now, {})
+            return store.update_key(tx, key, {"blocked": blocked, "updated_at": now})
 
         return await self._db.transaction(change)
 
@@ -454,13 +460,13 @@ class KeyManager:
             raise InvalidArgument("name keys in keys or key_aliases", param="keys")
         now = self._clock.now()
 
-        def remove(conn: Connection) -> list[str]:
+        def remove(tx: Tx) -> list[str]:
             keys: dict[str, KeySnapshot] = {}
             for ref in refs:
-                key = self._find(conn, ref, lock=True)
+                key = self._find(tx, ref, lock=True)
                 keys[key.id] = key
             for alias in aliases:
-                found = store.keys_by_alias(conn, alias)
+                found = store.keys_by_alias(tx, alias)
                 if not found:
                     raise NotFound(
                         f"no key has the alias {alias!r}", param="key_aliases"
@@ -469,9 +475,9 @@ class KeyManager:
             for key in keys.values():
                 if auth.check_target(principal, key, "delete") == "self":
                     raise PermissionDenied("a key may not delete itself")
-            store.delete_keys(conn, list(keys))
+            store.delete_keys(tx, list(keys))
             for key in keys.values():
-                self._audit(conn, key.id, "delete", principal, now, {})
+                self._audit(tx, key.id, "delete", principal, now, {})
             return [key.token for key in keys.values()]
 
         return await self._db.transaction(remove)
@@ -502,22 +508,20 @@ class KeyManager:
     async def replay(self, idempotency: Idempotency) -> bytes | None:
         """Return the stored response of an earlier identical call, if any."""
         record = await self._db.query(
-            lambda conn: conn.execute(
-                _REPLAY, {"record_id": idempotency.record_id}
-            ).first()
+            lambda tx: tx.first(_REPLAY, {"record_id": idempotency.record_id})
         )
-        if (
-            record is None
-            or record.created_at <= self._clock.now() - IDEMPOTENCY_WINDOW
-        ):
+        if record is None:
             return None
-        if not hmac.compare_digest(record.request_hash, idempotency.request_hash):
+        request_hash, response, created_at = record
+        if created_at <= self._clock.now() - IDEMPOTENCY_WINDOW:
+            return None
+        if not hmac.compare_digest(request_hash, idempotency.request_hash):
             raise Conflict(
                 "this idempotency-key was already used with a different request",
                 param="idempotency-key",
             )
         try:
-            return tokens.unseal(idempotency.seal_key, record.response)
+            return tokens.unseal(idempotency.seal_key, response)
         except InvalidTag:
             return None
 
@@ -526,8 +530,8 @@ class KeyManager:
         cutoff = self._clock.now() - IDEMPOTENCY_WINDOW
         stale = delete(IdempotencyRecord).where(IdempotencyRecord.created_at <= cutoff)
 
-        def forget(conn: Connection) -> int:
-            return int(getattr(conn.execute(stale), "rowcount", 0) or 0)
+        def forget(tx: Tx) -> int:
+            return tx.execute(stale)
 
         return await self._db.transaction(forget)
 
@@ -539,8 +543,8 @@ class KeyManager:
         """
         now = self._clock.now()
 
-        def reset(conn: Connection) -> int:
-            due = store.due_for_reset(conn, now, batch)
+        def reset(tx: Tx) -> int:
+            due = store.due_for_reset(tx, now, batch)
             for key in due:
                 next_reset = (
                     durations.add(now, key.budget_duration)
@@ -552,20 +556,20 @@ class KeyManager:
                     "budget_reset_at": next_reset,
                     "updated_at": now,
                 }
-                store.update_key(conn, key, values)
-                self._audit(conn, key.id, "budget_reset", _SYSTEM, now, {})
+                store.update_key(tx, key, values)
+                self._audit(tx, key.id, "budget_reset", _SYSTEM, now, {})
             return len(due)
 
         return await self._db.transaction(reset)
 
     # -- helpers ------------------------------------------------------------
 
-    def _find(self, conn: Connection, ref: str, *, lock: bool = False) -> KeySnapshot:
+    def _find(self, tx: Tx, ref: str, *, lock: bool = False) -> KeySnapshot:
         token = _key_ref(ref, self._hasher)
-        key = store.key_by_token(conn, token, lock=lock)
+        key = store.key_by_token(tx, token, lock=lock)
         if key is not None:
             return key
-        raise self._missing(store.retired_owner(conn, token) is not None)
+        raise self._missing(store.retired_owner(tx, token) is not None)
 
     @staticmethod
     def _missing(rotated: bool) -> Conflict | NotFound:
@@ -579,7 +583,7 @@ class KeyManager:
 
     def _remember(
         self,
-        conn: Connection,
+        tx: Tx,
         idempotency: Idempotency | None,
         render: Callable[[Issued], bytes] | None,
         issued: Issued,
@@ -590,19 +594,19 @@ class KeyManager:
             return
         sealed = tokens.seal(idempotency.seal_key, render(issued))
         store.remember_response(
-            conn, idempotency.record_id, idempotency.request_hash, sealed, now
+            tx, idempotency.record_id, idempotency.request_hash, sealed, now
         )
 
     def _audit(
         self,
-        conn: Connection,
+        tx: Tx,
         key_id: str,
         action: str,
         principal: Principal,
         now: dt.datetime,
         details: Mapping[str, Any],
     ) -> None:
-        store.audit(conn, key_id, action, principal.actor, now, details)
+        store.audit(tx, key_id, action, principal.actor, now, details)
 
 
 def _writes(changes: Mapping[str, Any], now: dt.datetime) -> dict[str, Any]:

@@ -160,16 +160,17 @@ def validate(sent: Mapping[str, Any]) -> dict[str, Any]:
     return clean
 
 
-def check_size(key: Mapping[str, Any], changed: Mapping[str, Any]) -> None:
+def check_size(stored: Mapping[str, Any], changed: Mapping[str, Any]) -> None:
     """Refuse `changed` if the key's lists and objects would outgrow the limit.
 
-    `key` holds every attribute of the key as it would be stored; `changed`
-    the ones this call sets. Nothing is measured unless a list or an object
-    changes, so a plain rotation pays nothing.
+    `stored` holds every attribute of the key as it is, `changed` the ones this
+    call sets. Nothing is measured unless a list or an object changes, so a
+    plain rotation pays nothing.
     """
     grown = [name for name, value in changed.items() if isinstance(value, list | dict)]
     if not grown:
         return
+    key = {**stored, **changed}
     sizes = {
         name: len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
         for name, value in key.items()
