@@ -49,9 +49,8 @@ _IssuedResponse = TypeVar(
 
 
 def _metadata(context: grpc.aio.ServicerContext) -> _Metadata:
-    return {
-        k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)
-    }
+    # Only binary headers (`-bin`) have bytes values, and none is read here.
+    return dict(context.invocation_metadata() or ())
 
 
 def _credential(metadata: _Metadata) -> str | None:
