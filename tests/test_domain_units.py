@@ -10,7 +10,7 @@ import pathlib
 import pytest
 from sqlalchemy import inspect
 
-from keyserver import convert, db, durations, logs, settings, tokens
+from keyserver import clock, convert, db, durations, logs, settings, tokens
 from keyserver.errors import InvalidArgument
 from keyserver.reads import KeySnapshot
 from keyservice.v1 import key_service_pb2
@@ -269,3 +269,13 @@ def test_log_lines_keep_the_standard_timestamp() -> None:
         )
         record.created, record.msecs = created, (created % 1) * 1000
         assert cached.format(record) == standard.format(record)
+
+
+def test_the_clock_reads_naive_utc_in_whole_milliseconds() -> None:
+    before = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    now = clock.utcnow()
+    after = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+    assert now.tzinfo is None
+    assert now.microsecond % 1000 == 0
+    assert before - dt.timedelta(milliseconds=1) < now <= after
