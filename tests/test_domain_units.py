@@ -12,7 +12,7 @@ from sqlalchemy import inspect
 
 from keyserver import clock, convert, db, durations, logs, settings, tokens
 from keyserver.errors import InvalidArgument
-from keyserver.reads import KeySnapshot
+from keyserver.reads import COLUMN_NAMES, KeySnapshot
 from keyservice.v1 import key_service_pb2
 
 START = dt.datetime(2025, 1, 31, 12, 0, 0)
@@ -140,43 +140,26 @@ def test_every_setting_of_a_request_tells_unsent_from_zero(
 
 
 def _row(**values: object) -> KeySnapshot:
+    """A key row holding only what every key has, then `values`."""
     created = dt.datetime(2024, 2, 29, 23, 59, 59, 999000)
-    empty: dict[str, object] = {
-        "id": "id-1",
-        "token": "ab" * 32,
-        "key_name": "sk-...abcd",
-        "spend": 0.0,
-        "blocked": False,
-        "rotation_count": 0,
-        "created_at": created,
-        "updated_at": created,
-        "metadata_": {},
-        "permissions": {},
-        "model_max_budget": {},
-        "model_rpm_limit": {},
-        "model_tpm_limit": {},
-        **{name: [] for name in settings.LIST_FIELDS},
-        **{
-            name: None
-            for name in (
-                "key_alias",
-                "duration",
-                "max_budget",
-                "user_id",
-                "team_id",
-                "max_parallel_requests",
-                "tpm_limit",
-                "rpm_limit",
-                "budget_duration",
-                "budget_id",
-                "soft_budget",
-                "expires",
-                "budget_reset_at",
-                "last_rotated_at",
-            )
-        },
-    }
-    return KeySnapshot(**{**empty, **values})
+    row: dict[str, object] = dict.fromkeys(COLUMN_NAMES)
+    row.update(
+        id="id-1",
+        token="ab" * 32,
+        key_name="sk-...abcd",
+        spend=0.0,
+        blocked=False,
+        rotation_count=0,
+        created_at=created,
+        updated_at=created,
+        metadata_={},
+        permissions={},
+        model_max_budget={},
+        model_rpm_limit={},
+        model_tpm_limit={},
+    )
+    row.update({name: [] for name in settings.LIST_FIELDS})
+    return KeySnapshot(**{**row, **values})
 
 
 @pytest.mark.parametrize(
