@@ -129,10 +129,9 @@ class Database:
         try:
             if self._sqlite is not None:
                 with self._sqlite.begin():
-                    driver = self._sqlite.connection.driver_connection
-                    assert isinstance(driver, sqlite3.Connection)
-                    driver.execute("BEGIN IMMEDIATE")
-                    return work(Tx(self._sqlite, driver))
+                    tx = self._sqlite_tx()
+                    tx.driver.execute("BEGIN IMMEDIATE")
+                    return work(tx)
             async with self.engine.begin() as shared:
                 return await shared.run_sync(lambda conn: work(Tx(conn, None)))
         except (IntegrityError, sqlite3.IntegrityError) as exc:
@@ -146,11 +145,15 @@ class Database:
         """Run the read-only `work` and return its result."""
         if self._sqlite is not None:
             with self._sqlite.begin():
-                driver = self._sqlite.connection.driver_connection
-                assert isinstance(driver, sqlite3.Connection)
-                return work(Tx(self._sqlite, driver))
+                return work(self._sqlite_tx())
         async with self.engine.connect() as shared:
             return await shared.run_sync(lambda conn: work(Tx(conn, None)))
+
+    def _sqlite_tx(self) -> Tx:
+        assert self._sqlite is not None
+        driver = self._sqlite.connection.driver_connection
+        assert isinstance(driver, sqlite3.Connection)
+        return Tx(self._sqlite, driver)
 
     async def close(self) -> None:
         self.reads.close()

@@ -168,6 +168,12 @@ class Tx:
         self.conn = conn
         self._driver = driver
 
+    @property
+    def driver(self) -> sqlite3.Connection:
+        """The pysqlite connection under `conn`, on SQLite."""
+        assert self._driver is not None, "not a SQLite transaction"
+        return self._driver
+
     def first(
         self, statement: Prepared | Executable, params: Mapping[str, Any]
     ) -> Sequence[Any] | None:
