@@ -28,8 +28,8 @@ from keyclient import (
     UnauthenticatedError,
     UnavailableError,
 )
-from keyservice.v1 import key_service_pb2
-from tests.conftest import ServerHandle, admin_md
+from keyservice.v1 import key_service_pb2, key_service_pb2_grpc
+from tests.conftest import ServerHandle, admin_md, bearer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -424,3 +424,24 @@ def test_the_built_wheel_marks_keyclient_as_typed(tmp_path: pathlib.Path) -> Non
         names = archive.namelist()
     assert "keyclient/py.typed" in names
     assert "keyserver/py.typed" in names
+
+
+async def test_info_keeps_the_token_id_that_info_response_carries(
+    server: ServerHandle, stub: key_service_pb2_grpc.KeyServiceStub
+) -> None:
+    # info() returns InfoResponse.info alone; InfoResponse.key, the token id of
+    # the key described, must be in it, for a named key and for the caller's.
+    async with _client(server) as admin:
+        issued = await admin.generate(key_alias="described")
+        named = await admin.info(issued.secret)
+    async with _client(server, api_key=issued.secret) as itself:
+        own = await itself.info()
+
+    for request_key, shown in ((issued.secret.reveal(), named), ("", own)):
+        response = await stub.Info(
+            key_service_pb2.InfoRequest(key=request_key),
+            metadata=bearer(issued.secret.reveal()),
+        )
+        assert response.key == issued.token_id
+        assert shown.token_id == response.key
+        assert shown.key == response.key

@@ -150,7 +150,12 @@ class KeyClient(ClientBase):
     def info(
         self, key: str | Secret | None = None, *, timeout: float | None = None
     ) -> key_pb2.Key:
-        """One key's settings; without `key`, the caller's own."""
+        """One key's settings; without `key`, the caller's own.
+
+        InfoResponse also carries `key`, the token id of the key described; it
+        is the returned Key's `token_id` (and its `key`), so only `info` is
+        returned.
+        """
         request = key_service_pb2.InfoRequest(key=plain(key) if key else "")
         response = self._call("Info", request, timeout)
         return response.info
