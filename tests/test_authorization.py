@@ -206,3 +206,115 @@ async def test_team_manager_lists_only_its_own_team(
     assert listed.total_count == 2
     everything = await stub.List(pb.ListRequest(), metadata=admin)
     assert everything.total_count == 3
+
+
+async def _manager(server: ServerHandle, stub: Any, **settings: Any) -> str:
+    settings.setdefault("permissions", {"manage_team_keys": True})
+    created = await generate(stub, admin_md(server), team_id=TEAM, **settings)
+    return str(created.key.key)
+
+
+async def test_a_team_manager_acting_on_itself_is_held_to_the_self_rules(
+    server: ServerHandle, stub: Any
+) -> None:
+    manager = await _manager(server, stub, max_budget=10, duration="1h")
+    as_manager = bearer(manager)
+
+    for call in (
+        stub.Update(build(pb.UpdateRequest, key=manager, spend=0), metadata=as_manager),
+        stub.Update(
+            build(pb.UpdateRequest, key=manager, duration="-1"), metadata=as_manager
+        ),
+        stub.Regenerate(
+            build(pb.RegenerateRequest, key=manager, max_budget=10),
+            metadata=as_manager,
+        ),
+        stub.Unblock(pb.UnblockRequest(key=manager), metadata=as_manager),
+        stub.Delete(pb.DeleteRequest(keys=[manager]), metadata=as_manager),
+    ):
+        assert (await rpc_error(call)).code() == DENIED
+
+    info = await stub.Info(pb.InfoRequest(key=manager), metadata=admin_md(server))
+    assert (info.info.max_budget, info.info.duration) == (10, "1h")
+
+
+async def test_a_team_manager_cannot_reset_spend_or_make_keys_that_outlive_it(
+    server: ServerHandle, stub: Any
+) -> None:
+    manager = await _manager(server, stub, duration="1h")
+    as_manager = bearer(manager)
+    target = (
+        await generate(stub, admin_md(server), team_id=TEAM, spend=5, duration="30m")
+    ).key.key
+
+    error = await rpc_error(
+        stub.Update(build(pb.UpdateRequest, key=target, spend=0), metadata=as_manager)
+    )
+    assert (error.code(), error_param(error)) == (DENIED, "spend")
+    for duration in ("-1", "2h"):
+        error = await rpc_error(
+            stub.Generate(
+                build(pb.GenerateRequest, duration=duration), metadata=as_manager
+            )
+        )
+        assert (error.code(), error_param(error)) == (DENIED, "duration")
+    # Unsent, a new key never expires: longer than the manager lives.
+    error = await rpc_error(stub.Generate(pb.GenerateRequest(), metadata=as_manager))
+    assert (error.code(), error_param(error)) == (DENIED, "duration")
+
+    created = await stub.Generate(
+        build(pb.GenerateRequest, duration="30m"), metadata=as_manager
+    )
+    assert created.key.team_id == TEAM
+    # Rotation renews a key's window only while that fits the manager's life.
+    server.clock.advance(40 * 60)
+    error = await rpc_error(
+        stub.Regenerate(pb.RegenerateRequest(key=target), metadata=as_manager)
+    )
+    assert (error.code(), error_param(error)) == (DENIED, "duration")
+
+
+async def test_a_team_manager_passes_on_its_model_limits_and_restrictions(
+    server: ServerHandle, stub: Any
+) -> None:
+    manager = await _manager(
+        server,
+        stub,
+        model_rpm_limit={"gpt-4": 100},
+        model_tpm_limit={"gpt-4": 1000},
+        model_max_budget={"gpt-4": {"budget_limit": 1.0}},
+        guardrails=["pii-mask"],
+        enforced_params=["user"],
+    )
+    as_manager = bearer(manager)
+    within: dict[str, Any] = {
+        "model_rpm_limit": {"gpt-4": 50},
+        "model_tpm_limit": {"gpt-4": 1000, "claude-v1": 5},
+        "model_max_budget": {"gpt-4": {"budget_limit": 0.5}},
+        "guardrails": ["pii-mask", "toxicity"],
+        "enforced_params": ["user"],
+    }
+
+    for name, value in (
+        ("model_rpm_limit", {"gpt-4": 101}),
+        ("model_rpm_limit", {}),
+        ("model_tpm_limit", {"claude-v1": 5}),
+        ("model_max_budget", {"gpt-4": {"budget_limit": 2.0}}),
+        ("model_max_budget", {}),
+        ("guardrails", ["toxicity"]),
+        ("enforced_params", []),
+    ):
+        request = build(pb.GenerateRequest, **{**within, name: value})
+        error = await rpc_error(stub.Generate(request, metadata=as_manager))
+        assert (error.code(), error_param(error)) == (DENIED, name), (name, value)
+
+    created = await stub.Generate(
+        build(pb.GenerateRequest, **within), metadata=as_manager
+    )
+    error = await rpc_error(
+        stub.Update(
+            build(pb.UpdateRequest, key=created.key.key, guardrails=[]),
+            metadata=as_manager,
+        )
+    )
+    assert (error.code(), error_param(error)) == (DENIED, "guardrails")

@@ -239,6 +239,124 @@ async def test_regenerate_with_grace_period_keeps_old_key_valid_until_deadline(
     assert verdict.valid
 
 
+async def test_a_revoke_now_rotation_ends_earlier_grace_periods(
+    server: ServerHandle, stub: Any
+) -> None:
+    admin = admin_md(server)
+    first = (await generate(stub, admin)).key.key
+    second = (
+        await stub.Regenerate(
+            pb.RegenerateRequest(key=first, grace_period="1h"), metadata=admin
+        )
+    ).key.key
+
+    third = (
+        await stub.Regenerate(pb.RegenerateRequest(key=second), metadata=admin)
+    ).key.key
+
+    for retired in (first, second):
+        verdict = await stub.Verify(pb.VerifyRequest(key=retired), metadata=admin)
+        assert (verdict.valid, verdict.reason) == (False, pb.VERIFY_REASON_NOT_FOUND)
+    assert (await stub.Verify(pb.VerifyRequest(key=third), metadata=admin)).valid
+
+
+async def test_a_later_grace_period_shortens_an_earlier_longer_one(
+    server: ServerHandle, stub: Any
+) -> None:
+    admin = admin_md(server)
+    first = (await generate(stub, admin)).key.key
+    second = (
+        await stub.Regenerate(
+            pb.RegenerateRequest(key=first, grace_period="1d"), metadata=admin
+        )
+    ).key.key
+    await stub.Regenerate(
+        pb.RegenerateRequest(key=second, grace_period="1h"), metadata=admin
+    )
+
+    server.clock.advance(3599)
+    assert (await stub.Verify(pb.VerifyRequest(key=first), metadata=admin)).valid
+    server.clock.advance(1)
+    for retired in (first, second):
+        verdict = await stub.Verify(pb.VerifyRequest(key=retired), metadata=admin)
+        assert not verdict.valid
+
+
+async def test_a_retired_secret_in_its_grace_period_only_verifies_and_describes(
+    server: ServerHandle, stub: Any
+) -> None:
+    admin = admin_md(server)
+    old = (await generate(stub, admin, team_id="t")).key.key
+    new = await stub.Regenerate(
+        pb.RegenerateRequest(key=old, grace_period="1h"), metadata=admin
+    )
+    as_old = bearer(old)
+
+    info = await stub.Info(pb.InfoRequest(), metadata=as_old)
+    assert info.info.id == new.key.id
+    verdict = await stub.Verify(pb.VerifyRequest(key=old), metadata=as_old)
+    assert verdict.valid and verdict.in_grace_period
+
+    # Holding the old secret must not be enough to take the key over.
+    error = await rpc_error(
+        stub.Regenerate(pb.RegenerateRequest(key=new.key.token_id), metadata=as_old)
+    )
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    error = await rpc_error(
+        stub.Regenerate(pb.RegenerateRequest(key=old), metadata=as_old)
+    )
+    assert error.code() == grpc.StatusCode.ABORTED  # names a rotated secret
+    assert (await stub.Verify(pb.VerifyRequest(key=new.key.key), metadata=admin)).valid
+
+
+async def test_a_key_rotating_itself_keeps_its_expiry(
+    server: ServerHandle, stub: Any
+) -> None:
+    admin = admin_md(server)
+    secret = (await generate(stub, admin, duration="1h")).key.key
+    expires = (
+        await stub.Info(pb.InfoRequest(key=secret), metadata=admin)
+    ).info.expires.ToDatetime()
+
+    # Rotating itself just before it expires must not buy it another hour.
+    for _ in range(3):
+        server.clock.advance(50 * 60)
+        if server.clock.now() >= expires:
+            break
+        rotated = await stub.Regenerate(
+            pb.RegenerateRequest(key=secret), metadata=bearer(secret)
+        )
+        assert rotated.key.expires.ToDatetime() == expires
+        secret = rotated.key.key
+
+    verdict = await stub.Verify(pb.VerifyRequest(key=secret), metadata=admin)
+    assert (verdict.valid, verdict.reason) == (False, pb.VERIFY_REASON_EXPIRED)
+    # The admin's rotation gives the expired key a fresh window, as before.
+    renewed = await stub.Regenerate(pb.RegenerateRequest(key=secret), metadata=admin)
+    assert (
+        await stub.Verify(pb.VerifyRequest(key=renewed.key.key), metadata=admin)
+    ).valid
+
+
+async def test_the_master_key_cannot_become_a_stored_key(
+    server: ServerHandle, stub: Any
+) -> None:
+    admin = admin_md(server)
+    existing = (await generate(stub, admin)).key.key
+
+    for call in (
+        stub.Generate(pb.GenerateRequest(key=server.master_key), metadata=admin),
+        stub.Regenerate(
+            pb.RegenerateRequest(key=existing, new_key=server.master_key),
+            metadata=admin,
+        ),
+    ):
+        error = await rpc_error(call)
+        assert error.code() == grpc.StatusCode.ALREADY_EXISTS
+        assert server.master_key not in (error.details() or "")
+    assert (await stub.Verify(pb.VerifyRequest(key=existing), metadata=admin)).valid
+
+
 async def test_a_key_can_rotate_itself_and_only_change_harmless_settings(
     server: ServerHandle, stub: Any
 ) -> None:

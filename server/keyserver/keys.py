@@ -186,7 +186,7 @@ class KeyManager:
         if verdict.reason is VerifyReason.BLOCKED:
             raise Unauthenticated("this key is blocked")
         assert verdict.key is not None
-        return Principal(key=verdict.key)
+        return Principal(key=verdict.key, retired_secret=verdict.in_grace_period)
 
     # -- reads --------------------------------------------------------------
 
@@ -327,11 +327,12 @@ class KeyManager:
             if key is None
             else tokens.check_custom_key(key, param="key")
         )
+        token = self._hasher.token(plaintext)
         now = self._clock.now()
         values = {
             **_NEW_KEY,
             "id": str(uuid.uuid4()),
-            "token": self._hasher.token(plaintext),
+            "token": token,
             "key_name": tokens.key_name(plaintext),
             "created_at": now,
             **_writes(changes, now),
@@ -341,9 +342,10 @@ class KeyManager:
             # A new key holds every setting, so every one is checked.
             held = {name: values[_attr(name)] for name in settings.ALL_FIELDS}
             auth.check_grant(principal, held, settings.ALL_FIELDS)
+            auth.check_expiry(principal, "manager", values["expires"])
 
         def create(tx: Tx) -> Issued:
-            if key is not None and store.secret_in_use(tx, values["token"]):
+            if key is not None and self._in_use(tx, token):
                 raise AlreadyExists(
                     "key is already in use; choose another", param="key"
                 )
@@ -388,16 +390,18 @@ class KeyManager:
             auth.check_changes(principal, role, changes)
             # A drawn secret cannot collide (256 random bits); the unique index
             # would still refuse one that did.
-            if new_key is not None and store.secret_in_use(tx, new_token):
+            if new_key is not None and self._in_use(tx, new_token):
                 raise AlreadyExists(
                     "new_key is already in use; choose another", param="new_key"
                 )
 
             values = _writes(changes, now)
-            if "duration" not in changes and key.duration:
+            if "duration" not in changes and key.duration and role != "self":
                 # A fresh window of the stored length: regenerating an expired
-                # key never hands back a dead one.
+                # key never hands back a dead one. A key rotating itself keeps
+                # its expiry, or it could rotate itself forever.
                 values["expires"] = durations.add(now, key.duration)
+            auth.check_expiry(principal, role, values.get("expires", key.expires))
             values.update(
                 token=new_token,
                 key_name=tokens.key_name(plaintext),
@@ -406,6 +410,9 @@ class KeyManager:
             )
             settings.check_size(vars(key), values)
             rotated = store.update_key(tx, key, values)
+            # No secret of the key outlives the grace period of this rotation:
+            # one revoked now ends earlier grace periods now too.
+            store.end_grace_periods(tx, key.id, valid_until)
             store.retire_secret(tx, key.token, key.id, now, valid_until)
             details: dict[str, Any] = {"changed": sorted(changes)}
             if grace_period is not None:
@@ -426,10 +433,9 @@ class KeyManager:
         def change(tx: Tx) -> KeyView:
             key = self._find(tx, ref, lock=True)
             role = auth.check_target(principal, key, "update")
-            if role == "self":
-                raise PermissionDenied("a key may not update itself")
             auth.check_changes(principal, role, changes)
             values = _writes(changes, now)
+            auth.check_expiry(principal, role, values.get("expires", key.expires))
             settings.check_size(vars(key), values)
             changed = {"changed": sorted(changes)}
             self._audit(tx, key.id, "update", principal, now, changed)
@@ -445,8 +451,7 @@ class KeyManager:
 
         def change(tx: Tx) -> KeyView:
             key = self._find(tx, ref, lock=True)
-            if auth.check_target(principal, key, action) == "self":
-                raise PermissionDenied(f"a key may not {action} itself")
+            auth.check_target(principal, key, action)
             self._audit(tx, key.id, action, principal, now, {})
             return store.update_key(tx, key, {"blocked": blocked, "updated_at": now})
 
@@ -473,8 +478,7 @@ class KeyManager:
                     )
                 keys.update((key.id, key) for key in found)
             for key in keys.values():
-                if auth.check_target(principal, key, "delete") == "self":
-                    raise PermissionDenied("a key may not delete itself")
+                auth.check_target(principal, key, "delete")
             store.delete_keys(tx, list(keys))
             for key in keys.values():
                 self._audit(tx, key.id, "delete", principal, now, {})
@@ -570,6 +574,13 @@ class KeyManager:
         if key is not None:
             return key
         raise self._missing(store.retired_owner(tx, token) is not None)
+
+    def _in_use(self, tx: Tx, token: str) -> bool:
+        """Whether a caller-chosen secret is taken: by a key, current or
+        retired, or by the master key."""
+        return hmac.compare_digest(token, self._master_token) or store.secret_in_use(
+            tx, token
+        )
 
     @staticmethod
     def _missing(rotated: bool) -> Conflict | NotFound:

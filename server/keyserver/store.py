@@ -45,8 +45,17 @@ _UPDATE = Prepared(
         _KEYS.c.id == bindparam("where_id"), _KEYS.c.token == bindparam("where_token")
     )
 )
+_RETIRED_TABLE = cast(Table, RetiredSecret.__table__)
+_END_GRACE = Prepared(
+    update(_RETIRED_TABLE)
+    .where(
+        _RETIRED_TABLE.c.key_id == bindparam("of_key"),
+        _RETIRED_TABLE.c.valid_until > bindparam("until"),
+    )
+    .values(valid_until=bindparam("until"))
+)
 _INSERT_KEY = Prepared(insert(_KEYS))
-_INSERT_RETIRED = Prepared(insert(cast(Table, RetiredSecret.__table__)))
+_INSERT_RETIRED = Prepared(insert(_RETIRED_TABLE))
 _INSERT_AUDIT = Prepared(insert(cast(Table, AuditEvent.__table__)))
 _INSERT_REPLAY = Prepared(insert(cast(Table, IdempotencyRecord.__table__)))
 
@@ -108,6 +117,11 @@ def due_for_reset(tx: Tx, now: dt.datetime, limit: int) -> list[KeySnapshot]:
         .with_for_update(skip_locked=True)
     )
     return [snapshot(row) for row in tx.rows(query)]
+
+
+def end_grace_periods(tx: Tx, key_id: str, until: dt.datetime) -> None:
+    """Make every retired secret of the key stop working by `until` at latest."""
+    tx.execute(_END_GRACE, {"of_key": key_id, "until": until})
 
 
 def retire_secret(
