@@ -40,6 +40,17 @@ BAD_REGENERATE: list[tuple[str, Any, str]] = [
     ("metadata", {"blob": "x" * (64 * 1024)}, "metadata"),
     ("models", [f"model-{i}" for i in range(8000)], "models"),
     ("permissions", {f"p{i}": True for i in range(8000)}, "permissions"),
+    # Past 100 years, or past datetime's year 9999.
+    ("duration", "999999w", "duration"),
+    ("duration", "1201mo", "duration"),
+    ("budget_duration", "99999mo", "budget_duration"),
+    ("grace_period", "999999w", "grace_period"),
+    ("model_max_budget", {"gpt-4": {"time_period": "999999d"}}, "model_max_budget"),
+    # PostgreSQL cannot store NUL in text; JSON cannot hold NaN or infinities.
+    ("key_alias", "a\x00b", "key_alias"),
+    ("metadata", {"ratio": float("nan")}, "metadata"),
+    ("permissions", {"weight": float("inf")}, "permissions"),
+    ("models", [float("-inf")], "models"),
 ]
 
 
@@ -176,3 +187,37 @@ async def test_delete_with_one_unknown_key_deletes_nothing(
 
     assert error.code() == grpc.StatusCode.NOT_FOUND
     assert (await stub.Verify(pb.VerifyRequest(key=kept.key.key), metadata=admin)).valid
+
+
+async def test_list_and_delete_refuse_filters_no_key_can_hold(
+    server: ServerHandle, stub: Any
+) -> None:
+    admin = admin_md(server)
+    for request, param in (
+        (pb.ListRequest(key_alias="a\x00b"), "key_alias"),
+        (pb.ListRequest(user_id="u" * 257), "user_id"),
+    ):
+        error = await rpc_error(stub.List(request, metadata=admin))
+        assert (error.code(), error_param(error)) == (INVALID, param)
+    error = await rpc_error(
+        stub.Delete(pb.DeleteRequest(key_aliases=["x\x00"]), metadata=admin)
+    )
+    assert (error.code(), error_param(error)) == (INVALID, "key_aliases")
+
+
+async def test_a_request_that_does_not_parse_is_invalid_not_internal(
+    server: ServerHandle, channel: grpc.aio.Channel
+) -> None:
+    # VerifyRequest.key (field 1) holding bytes that are not UTF-8, as Envoy's
+    # transcoder forwards them from a percent-escape such as %FF.
+    raw = bytes([0x0A, 3]) + b"\xff\xfe\xfd"
+    verify = channel.unary_unary(
+        "/keyservice.v1.KeyService/Verify",
+        request_serializer=lambda data: data,
+        response_deserializer=pb.VerifyResponse.FromString,
+    )
+
+    error = await rpc_error(verify(raw, metadata=admin_md(server)))
+
+    assert error.code() == INVALID
+    assert "UTF-8" in (error.details() or "")

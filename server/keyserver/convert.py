@@ -9,6 +9,7 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
 from keyserver import settings
+from keyserver.errors import InvalidArgument
 from keyserver.reads import KeyView
 from keyservice.v1 import key_pb2
 
@@ -31,7 +32,15 @@ def sent_settings(request: Message) -> dict[str, Any]:
         if name not in settings.ALL_FIELDS:
             continue
         if isinstance(value, struct_pb2.Struct | struct_pb2.ListValue):
-            sent[name] = json_format.MessageToDict(value)
+            try:
+                sent[name] = json_format.MessageToDict(value)
+            except ValueError:
+                # NaN or an infinity, which a protobuf Value can hold and JSON
+                # cannot.
+                raise InvalidArgument(
+                    f"{name} must be JSON, which has no NaN or infinite numbers",
+                    param=name,
+                ) from None
         else:
             sent[name] = value
     return sent

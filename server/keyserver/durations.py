@@ -15,15 +15,32 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 NEVER = "-1"
 
 
+#: The longest duration accepted: 100 years, far beyond any key's life and far
+#: from datetime's year 9999, which a larger one would overflow.
+MAX_YEARS = 100
+_MAX_SECONDS = MAX_YEARS * 36525 * 864  # 100 * 365.25 days
+_MAX_MONTHS = MAX_YEARS * 12
+
+
 def validate(value: str, *, param: str) -> str:
     """Return `value` if it is a positive duration, else raise InvalidArgument."""
     match = _DURATION.match(value)
     if match is None or int(match.group(1)) == 0:
+        # Echo only what cannot be a secret sent into the wrong field.
+        shown = f"; got {value!r}" if len(value) <= 12 and "sk-" not in value else ""
         raise InvalidArgument(
             f"{param} must be a positive whole number and a unit "
-            f"(s, m, h, d, w, mo), such as 30d; got {value!r}",
+            f"(s, m, h, d, w, mo), such as 30d{shown}",
             param=param,
         )
+    count, unit = int(match.group(1)), match.group(2)
+    too_long = (
+        count > _MAX_MONTHS
+        if unit == "mo"
+        else count * _UNIT_SECONDS[unit] > _MAX_SECONDS
+    )
+    if too_long:
+        raise InvalidArgument(f"{param} may be at most {MAX_YEARS} years", param=param)
     return value
 
 

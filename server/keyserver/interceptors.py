@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from keyserver import errors
 from keyserver.servicer import current_actor
@@ -73,6 +74,10 @@ class KeyServiceInterceptor(grpc.aio.ServerInterceptor):
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
+                if request is _UNDECODABLE:
+                    raise errors.InvalidArgument(
+                        "the request is not a valid message; text must be UTF-8"
+                    )
                 return await inner(request, context)
             except errors.KeyServiceError as exc:
                 code = _CODES.get(type(exc), grpc.StatusCode.INTERNAL)
@@ -99,6 +104,25 @@ class KeyServiceInterceptor(grpc.aio.ServerInterceptor):
 
         return grpc.unary_unary_rpc_method_handler(
             serve,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_lenient(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
+
+
+#: Stands for a request that did not parse, so the handler can refuse it.
+_UNDECODABLE = object()
+
+
+def _lenient(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """Wrap a request parser so that a message it cannot parse (such as a string
+    field that is not UTF-8, which Envoy's transcoder lets through from a
+    percent-escape) reaches the handler as _UNDECODABLE. Left to gRPC, it would
+    become INTERNAL, a server fault, which it is not."""
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except DecodeError:
+            return _UNDECODABLE
+
+    return deserialize

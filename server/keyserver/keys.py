@@ -256,6 +256,14 @@ class KeyManager:
         sort_order: str = "",
     ) -> ListPage:
         own_team = auth.require_manager(principal, "list keys")
+        for param, value in (
+            ("user_id", user_id),
+            ("team_id", team_id),
+            ("organization_id", organization_id),
+            ("key_hash", key_hash),
+            ("key_alias", key_alias),
+        ):
+            settings.text(value, param=param)
         if page < 0:
             raise InvalidArgument("page must be 1 or more", param="page")
         if not 0 <= size <= 100:
@@ -463,6 +471,8 @@ class KeyManager:
         """Delete every named key, or none of them; return their token ids."""
         if not refs and not aliases:
             raise InvalidArgument("name keys in keys or key_aliases", param="keys")
+        for alias in aliases:
+            settings.text(alias, param="key_aliases")
         now = self._clock.now()
 
         def remove(tx: Tx) -> list[str]:

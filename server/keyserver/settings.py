@@ -113,6 +113,18 @@ def _model_budgets(value: Any, *, param: str) -> dict[str, dict[str, Any]]:
     return budgets
 
 
+def text(value: Any, *, param: str) -> str:
+    """A text value of at most 256 characters, without NUL characters (which
+    PostgreSQL cannot store in text)."""
+    if not isinstance(value, str) or len(value) > _MAX_TEXT:
+        raise InvalidArgument(
+            f"{param} must be text of at most {_MAX_TEXT} characters", param=param
+        )
+    if "\x00" in value:
+        raise InvalidArgument(f"{param} must not contain NUL characters", param=param)
+    return value
+
+
 def validate(sent: Mapping[str, Any]) -> dict[str, Any]:
     """Return the sent settings, checked and normalised."""
     clean: dict[str, Any] = {}
@@ -120,12 +132,7 @@ def validate(sent: Mapping[str, Any]) -> dict[str, Any]:
         if name not in ALL_FIELDS:
             raise InvalidArgument(f"unknown setting {name}", param=name)
         if name in TEXT_FIELDS:
-            if not isinstance(value, str) or len(value) > _MAX_TEXT:
-                raise InvalidArgument(
-                    f"{name} must be text of at most {_MAX_TEXT} characters",
-                    param=name,
-                )
-            clean[name] = value
+            clean[name] = text(value, param=name)
         elif name in LIST_FIELDS:
             if not isinstance(value, list) or not all(
                 isinstance(item, str) for item in value
