@@ -468,6 +468,50 @@ async def test_idempotent_replays_expire_after_a_day(
     assert first.key.key not in (late.details() or "")
 
 
+async def test_an_idempotency_key_can_be_used_again_once_its_day_is_over(
+    server: ServerHandle, stub: Any
+) -> None:
+    admin = admin_md(server)
+    retry_md = (*admin, ("idempotency-key", "nightly-rotation"))
+    first = (await generate(stub, admin)).key
+
+    await stub.Regenerate(pb.RegenerateRequest(key=first.key), metadata=retry_md)
+    server.clock.advance(24 * 3600 + 1)
+    second = (await generate(stub, admin)).key
+    # Before the hourly sweep has removed the old record, too.
+    rotated = await stub.Regenerate(
+        pb.RegenerateRequest(key=second.key), metadata=retry_md
+    )
+
+    assert rotated.key.id == second.id
+    assert rotated.key.rotation_count == 1
+
+
+@pytest.mark.parametrize("change", ["block", "rotate", "delete"])
+async def test_a_replay_is_refused_once_the_key_has_changed(
+    server: ServerHandle, stub: Any, change: str
+) -> None:
+    admin = admin_md(server)
+    old = (await generate(stub, admin)).key.key
+    retry_md = (*bearer(old), ("idempotency-key", "3f1c0e2a-self-rotation"))
+    request = pb.RegenerateRequest(key=old)
+    first = await stub.Regenerate(request, metadata=retry_md)
+
+    if change == "block":
+        await stub.Block(pb.BlockRequest(key=first.key.key), metadata=admin)
+    elif change == "rotate":
+        await stub.Regenerate(pb.RegenerateRequest(key=first.key.key), metadata=admin)
+    else:
+        await stub.Delete(pb.DeleteRequest(keys=[first.key.key]), metadata=admin)
+    error = await rpc_error(stub.Regenerate(request, metadata=retry_md))
+
+    expected = (
+        grpc.StatusCode.NOT_FOUND if change == "delete" else grpc.StatusCode.ABORTED
+    )
+    assert error.code() == expected
+    assert first.key.key not in (error.details() or "")
+
+
 async def test_expired_key_with_stored_duration_regenerates_into_live_key(
     server: ServerHandle, stub: Any
 ) -> None:

@@ -539,6 +539,30 @@ class KeyManager:
         except InvalidTag:
             return None
 
+    async def check_replayable(self, key_id: str, token: str) -> None:
+        """Refuse to hand out again the answer of a call whose key has changed.
+
+        A replay needs no authentication (a key that rotated itself has only
+        its revoked secret to retry with), so it is given only while it is
+        still the truth: the key exists, is not blocked, and its current
+        secret is the one the answer holds.
+        """
+        key = await self._db.reads.key_by_id(key_id)
+        if key is None:
+            raise NotFound(
+                "the key of the first call with this idempotency-key was deleted",
+                param="idempotency-key",
+            )
+        if key.blocked or not hmac.compare_digest(key.token, token):
+            raise Conflict(
+                "the key has been blocked or rotated since the first call with this "
+                "idempotency-key; its answer is no longer given out",
+                param="idempotency-key",
+            )
+
+    def is_master(self, credential_token: str) -> bool:
+        return hmac.compare_digest(credential_token, self._master_token)
+
     async def forget_stale_replays(self) -> int:
         """Delete replays older than the idempotency window."""
         cutoff = self._clock.now() - IDEMPOTENCY_WINDOW
@@ -615,7 +639,12 @@ class KeyManager:
             return
         sealed = tokens.seal(idempotency.seal_key, render(issued))
         store.remember_response(
-            tx, idempotency.record_id, idempotency.request_hash, sealed, now
+            tx,
+            idempotency.record_id,
+            idempotency.request_hash,
+            sealed,
+            now,
+            stale_before=now - IDEMPOTENCY_WINDOW,
         )
 
     def _audit(

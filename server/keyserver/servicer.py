@@ -148,8 +148,9 @@ class KeyServiceServicer(key_service_pb2_grpc.KeyServiceServicer):
         credential = _credential(metadata)
         idempotency: Idempotency | None = None
         if IDEMPOTENCY_HEADER in metadata and credential:
+            credential_token = self._keys.credential_token(credential)
             idempotency = self._keys.idempotency(
-                self._keys.credential_token(credential),
+                credential_token,
                 metadata[IDEMPOTENCY_HEADER],
                 method,
                 request.SerializeToString(deterministic=True),
@@ -158,6 +159,8 @@ class KeyServiceServicer(key_service_pb2_grpc.KeyServiceServicer):
             # first call holds both its credential and its idempotency key.
             replayed = await self._replay(idempotency, response_class)
             if replayed is not None:
+                is_master = self._keys.is_master(credential_token)
+                current_actor.set("master" if is_master else "replay")
                 return await self._key_reply(context, metadata, replayed)
 
         principal = await self._authenticate(metadata)
@@ -178,7 +181,11 @@ class KeyServiceServicer(key_service_pb2_grpc.KeyServiceServicer):
         self, idempotency: Idempotency, response_class: type[_IssuedResponse]
     ) -> _IssuedResponse | None:
         stored = await self._keys.replay(idempotency)
-        return None if stored is None else response_class.FromString(stored)
+        if stored is None:
+            return None
+        response = response_class.FromString(stored)
+        await self._keys.check_replayable(response.key.id, response.key.token_id)
+        return response
 
     async def Update(
         self,

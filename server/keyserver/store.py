@@ -57,7 +57,14 @@ _END_GRACE = Prepared(
 _INSERT_KEY = Prepared(insert(_KEYS))
 _INSERT_RETIRED = Prepared(insert(_RETIRED_TABLE))
 _INSERT_AUDIT = Prepared(insert(cast(Table, AuditEvent.__table__)))
-_INSERT_REPLAY = Prepared(insert(cast(Table, IdempotencyRecord.__table__)))
+_REPLAYS = cast(Table, IdempotencyRecord.__table__)
+_INSERT_REPLAY = Prepared(insert(_REPLAYS))
+_FORGET_REPLAY = Prepared(
+    delete(_REPLAYS).where(
+        _REPLAYS.c.id == bindparam("record_id"),
+        _REPLAYS.c.created_at <= bindparam("cutoff"),
+    )
+)
 
 
 def _columns(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -168,7 +175,12 @@ def remember_response(
     request_hash: str,
     sealed: bytes,
     created_at: dt.datetime,
+    *,
+    stale_before: dt.datetime,
 ) -> None:
+    """Store a sealed response, replacing one of the same id that has outlived
+    the idempotency window (and that the hourly sweep has not removed yet)."""
+    tx.execute(_FORGET_REPLAY, {"record_id": record_id, "cutoff": stale_before})
     tx.execute(
         _INSERT_REPLAY,
         {
