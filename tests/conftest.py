@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import os
 import pathlib
+import traceback
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -156,7 +157,15 @@ def assert_no_secret_stored(
             text = value if isinstance(value, bytes) else repr(value).encode()
             assert secret.encode() not in text, f"a plaintext key is stored in {table}"
         for record in records:
-            assert secret not in record.getMessage(), "a plaintext key was logged"
+            assert secret not in _logged_text(record), "a plaintext key was logged"
+
+
+def _logged_text(record: logging.LogRecord) -> str:
+    """All a handler could write of a record: its message and any traceback."""
+    text = record.getMessage()
+    if record.exc_info:
+        text += "".join(traceback.format_exception(*record.exc_info))
+    return text + (record.exc_text or "") + (record.stack_info or "")
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ migrations."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import pathlib
@@ -11,6 +12,7 @@ import pytest
 from sqlalchemy import inspect
 
 from keyserver import clock, convert, db, durations, logs, settings, tokens
+from keyserver.config import Settings, load_secrets
 from keyserver.errors import InvalidArgument
 from keyserver.reads import COLUMN_NAMES, KeySnapshot
 from keyservice.v1 import key_service_pb2
@@ -262,3 +264,54 @@ def test_the_clock_reads_naive_utc_in_whole_milliseconds() -> None:
     assert now.tzinfo is None
     assert now.microsecond % 1000 == 0
     assert before - dt.timedelta(milliseconds=1) < now <= after
+
+
+def test_the_models_and_the_migrations_describe_the_same_schema(
+    tmp_path: pathlib.Path,
+) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import create_engine as create_sync_engine
+
+    from keyserver.models import Base
+
+    path = tmp_path / "k.db"
+
+    async def migrate() -> None:
+        engine = db.create_engine(f"sqlite+aiosqlite:///{path}")
+        try:
+            await db.migrate(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(migrate())
+    engine = create_sync_engine(f"sqlite:///{path}")
+    with engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    engine.dispose()
+
+    assert differences == []
+
+
+def test_secrets_are_created_once_and_private_files_are_checked(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings_ = Settings(data_dir=tmp_path / "data")
+
+    first, again = load_secrets(settings_), load_secrets(settings_)
+
+    assert first.master_key == again.master_key
+    assert first.hash_secret == again.hash_secret
+    key_file = tmp_path / "data" / "master_key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in key_file.parent.iterdir()) == [
+        "hash_secret",
+        "master_key",
+    ]
+    assert not any(r.levelno >= logging.WARNING for r in caplog.records)
+
+    key_file.chmod(0o644)
+    with caplog.at_level(logging.WARNING):
+        load_secrets(settings_)
+    assert "can be read by other users" in caplog.text
+    assert first.master_key not in caplog.text

@@ -63,17 +63,36 @@ class Secrets:
     hash_secret: bytes = dataclasses.field(repr=False)
 
 
+def _read(path: pathlib.Path, what: str) -> str:
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        logger.warning(
+            "the %s file %s can be read by other users (mode %04o); chmod 600 it",
+            what,
+            path,
+            mode,
+        )
+    return path.read_text().strip()
+
+
 def _read_or_create(path: pathlib.Path, make: str, what: str) -> str:
     if path.exists():
-        return path.read_text().strip()
+        return _read(path, what)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # O_EXCL: two replicas starting at once must not overwrite each other.
+    # Written whole to a private file of its own, then linked into place: two
+    # replicas starting at once never overwrite each other, and neither reads
+    # the other's file before it holds the secret.
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as handle:
-        handle.write(make + "\n")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(make + "\n")
+        try:
+            os.link(partial, path)
+        except FileExistsError:
+            return _read(path, what)
+    finally:
+        partial.unlink()
     logger.info("created a new %s in %s (mode 0600)", what, path)
     return make
 

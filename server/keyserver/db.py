@@ -56,6 +56,9 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             )
         kwargs.setdefault("pool_size", POSTGRES_POOL_SIZE)
         kwargs.setdefault("max_overflow", POSTGRES_MAX_OVERFLOW)
+    # A failed statement's message then holds no parameters, so a traceback in
+    # the log never shows a value that was written.
+    kwargs.setdefault("hide_parameters", True)
     engine = create_async_engine(parsed, **kwargs)
     if is_sqlite(url):
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -165,6 +168,8 @@ class Database:
 
 
 def _sqlite_sync_engine(engine: AsyncEngine) -> Engine:
-    sync = sa_create_engine(engine.url.set(drivername="sqlite+pysqlite"))
+    sync = sa_create_engine(
+        engine.url.set(drivername="sqlite+pysqlite"), hide_parameters=True
+    )
     event.listen(sync, "connect", _sqlite_pragmas)
     return sync

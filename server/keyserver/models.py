@@ -38,7 +38,7 @@ class KeyRow(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     # Unique index: Verify and every authenticated call look keys up by token.
-    token: Mapped[str] = mapped_column(String(64), unique=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     key_name: Mapped[str] = mapped_column(String(16))
     key_alias: Mapped[str | None] = mapped_column(String(256), index=True)
     user_id: Mapped[str | None] = mapped_column(String(256), index=True)
