@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import pathlib
 import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -28,6 +29,8 @@ from keyclient import (
     UnauthenticatedError,
     UnavailableError,
 )
+from keyserver import app
+from keyserver.config import Settings
 from keyservice.v1 import key_service_pb2, key_service_pb2_grpc
 from tests.conftest import ServerHandle, admin_md, bearer
 
@@ -230,15 +233,18 @@ async def test_errors_map_to_exception_types_with_the_server_message(
         assert denied.value.error_type == "permission_error"
 
 
-async def test_unreachable_server_raises_unavailable_after_retries(
+async def test_unreachable_server_raises_unavailable_at_the_deadline(
     unused_tcp_port: int,
 ) -> None:
+    # The first attempt fails at once; the retry waits for a server until the
+    # deadline, and the error keeps the first attempt's reason.
     async with AsyncKeyClient(
-        f"127.0.0.1:{unused_tcp_port}", retry=FAST_RETRY, timeout=5
+        f"127.0.0.1:{unused_tcp_port}", retry=FAST_RETRY, timeout=1
     ) as client:
         with pytest.raises(UnavailableError) as raised:
             await client.info("sk-whatever")
-    assert raised.value.code == grpc.StatusCode.UNAVAILABLE
+    assert raised.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert "the attempt before was UNAVAILABLE: " in raised.value.message
     assert isinstance(raised.value, KeyServiceError)
 
 
@@ -445,3 +451,120 @@ async def test_info_keeps_the_token_id_that_info_response_carries(
         assert response.key == issued.token_id
         assert shown.token_id == response.key
         assert shown.key == response.key
+
+
+class _NoteUnavailable(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """Passes calls through; sets `failed` when an attempt gets UNAVAILABLE."""
+
+    def __init__(self) -> None:
+        self.failed = asyncio.Event()
+        self.attempts: list[dict[str, str]] = []
+
+    async def intercept_unary_unary(
+        self, continuation: Any, client_call_details: Any, request: Any
+    ) -> Any:
+        self.attempts.append(dict(client_call_details.metadata or ()))
+        call = await continuation(client_call_details, request)
+        try:
+            await call
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                self.failed.set()
+        return call
+
+
+async def _until_first_failure(failed: asyncio.Event, call: asyncio.Task[Any]) -> None:
+    """Wait until `call` has met the stopped server, and fail if it never does."""
+    noted = asyncio.ensure_future(failed.wait())
+    await asyncio.wait({noted, call}, return_when=asyncio.FIRST_COMPLETED)
+    noted.cancel()
+    assert failed.is_set(), f"the call ended without an UNAVAILABLE attempt: {call}"
+
+
+@contextlib.asynccontextmanager
+async def _serving(
+    database_url: str, data_dir: pathlib.Path, port: int = 0
+) -> AsyncIterator[app.RunningServer]:
+    """A server of its own, for tests that stop one and start another."""
+    settings = Settings(
+        data_dir=data_dir, listen=f"127.0.0.1:{port}", database_url=database_url
+    )
+    running = await app.start(settings)
+    try:
+        yield running
+    finally:
+        await running.stop(grace=0)
+
+
+async def test_regenerate_reaches_a_server_restarted_on_the_same_port(
+    database_url: str, tmp_path: pathlib.Path
+) -> None:
+    data_dir = tmp_path / "data"
+    async with _serving(database_url, data_dir) as first:
+        port = first.port
+        master_key = (data_dir / "master_key").read_text().strip()
+        async with AsyncKeyClient(first.address, api_key=master_key) as admin:
+            original = await admin.generate(key_alias="restarted")
+
+    # The new server starts only after the call has met the stopped one, so
+    # the first attempt fails and the retries must find the new server.
+    watcher = _NoteUnavailable()
+    async with AsyncKeyClient(
+        f"127.0.0.1:{port}", api_key=master_key, interceptors=[watcher]
+    ) as client:
+        call = asyncio.create_task(client.regenerate(original.secret, max_budget=5))
+        await _until_first_failure(watcher.failed, call)
+        async with _serving(database_url, data_dir, port):
+            rotated = await call
+
+            assert len(watcher.attempts) >= 2
+            sent = {attempt.get("idempotency-key") for attempt in watcher.attempts}
+            assert len(sent) == 1 and None not in sent
+            info = await client.info(rotated.token_id)
+            assert (info.rotation_count, info.max_budget) == (1, 5)
+            assert (await client.verify(rotated.secret)).valid
+            assert not (await client.verify(original.secret)).valid
+
+
+class _NoteUnavailableSync(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """The blocking client's _NoteUnavailable: tells the server's loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.failed = asyncio.Event()
+        self.attempts = 0
+
+    def intercept_unary_unary(
+        self, continuation: Any, client_call_details: Any, request: Any
+    ) -> Any:
+        self.attempts += 1
+        outcome = continuation(client_call_details, request)
+        if outcome.code() == grpc.StatusCode.UNAVAILABLE:
+            self.loop.call_soon_threadsafe(self.failed.set)
+        return outcome
+
+
+async def test_sync_client_reaches_a_server_restarted_on_the_same_port(
+    database_url: str, tmp_path: pathlib.Path
+) -> None:
+    data_dir = tmp_path / "data"
+    async with _serving(database_url, data_dir) as first:
+        port = first.port
+        master_key = (data_dir / "master_key").read_text().strip()
+        async with AsyncKeyClient(first.address, api_key=master_key) as admin:
+            original = await admin.generate(key_alias="restarted-sync")
+
+    watcher = _NoteUnavailableSync(asyncio.get_running_loop())
+
+    def scenario() -> str:
+        with KeyClient(
+            f"127.0.0.1:{port}", api_key=master_key, interceptors=[watcher]
+        ) as client:
+            return client.verify(original.secret).reason
+
+    # The server runs on this loop, so the blocking client runs in a thread.
+    call = asyncio.create_task(asyncio.to_thread(scenario))
+    await _until_first_failure(watcher.failed, call)
+    async with _serving(database_url, data_dir, port):
+        assert await call == "OK"
+    assert watcher.attempts >= 2

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+
+import grpc
 
 from keyclient._messages import Secret
 from keyclient._retry import RetryPolicy
+from keyclient.errors import KeyServiceError, from_rpc_error
 
 logger = logging.getLogger("keyclient")
 
@@ -40,6 +43,26 @@ class ClientBase:
         if idempotency_key:
             metadata.append(("idempotency-key", idempotency_key))
         return tuple(metadata)
+
+    def _error(
+        self,
+        code: grpc.StatusCode,
+        details: str | None,
+        trailing_metadata: Iterable[tuple[str, str | bytes]] | None,
+        unavailable: str | None,
+    ) -> KeyServiceError:
+        """The exception for a call's last failed attempt.
+
+        A retry waits for the server until the deadline, so a server that never
+        comes back ends the call with DEADLINE_EXCEEDED; the earlier attempt's
+        UNAVAILABLE message, which says why, is kept in the message.
+        """
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED and unavailable:
+            details = (
+                f"{details or code.name}; the attempt before was UNAVAILABLE: "
+                f"{unavailable}"
+            )
+        return from_rpc_error(code, details, trailing_metadata)
 
     def _log_retry(self, rpc: str, attempt: int, delay: float) -> None:
         logger.info(

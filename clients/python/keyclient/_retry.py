@@ -19,13 +19,17 @@ ONCE_PER_IDEMPOTENCY_KEY = frozenset({"Generate", "Regenerate"})
 
 @dataclasses.dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter, for UNAVAILABLE only.
+    """Capped exponential backoff with full jitter, for UNAVAILABLE only.
 
-    Every attempt shares the call's one deadline; a retry that could not start
-    before it is not made.
+    Every attempt shares the call's one deadline, and the deadline is what
+    normally ends the retries: a retry that could not start before it is not
+    made. Retries wait for the channel to reconnect (gRPC's wait_for_ready),
+    so a server that restarts within the deadline is reached as soon as the
+    channel's own reconnect backoff lets it. `max_attempts` only stops a call
+    whose server keeps answering UNAVAILABLE.
     """
 
-    max_attempts: int = 4
+    max_attempts: int = 50
     initial_backoff: float = 0.1
     max_backoff: float = 2.0
     multiplier: float = 2.0

@@ -32,7 +32,6 @@ from keyclient._messages import (
     Verification,
 )
 from keyclient._retry import RetryPolicy
-from keyclient.errors import from_rpc_error
 from keyservice.v1 import key_pb2, key_service_pb2, key_service_pb2_grpc
 
 
@@ -234,6 +233,7 @@ class AsyncKeyClient(ClientBase):
         deadline = time.monotonic() + (self._timeout if timeout is None else timeout)
 
         attempt = 0
+        unavailable: str | None = None
         while True:
             attempt += 1
             try:
@@ -241,6 +241,10 @@ class AsyncKeyClient(ClientBase):
                     request,
                     timeout=max(deadline - time.monotonic(), 0.0),
                     metadata=metadata,
+                    # A failed attempt leaves the channel in its reconnect
+                    # backoff, where a new attempt would fail at once; a retry
+                    # waits for the reconnect instead, within the deadline.
+                    wait_for_ready=attempt > 1,
                 )
             except grpc.aio.AioRpcError as exc:
                 code = exc.code()
@@ -249,7 +253,9 @@ class AsyncKeyClient(ClientBase):
                     rpc, code, attempt, idempotency_key=idempotency_key
                 )
                 if not retry or time.monotonic() + delay >= deadline:
-                    error = from_rpc_error(code, exc.details(), exc.trailing_metadata())
-                    raise error from exc
+                    raise self._error(
+                        code, exc.details(), exc.trailing_metadata(), unavailable
+                    ) from exc
+                unavailable = exc.details()
             self._log_retry(rpc, attempt, delay)
             await asyncio.sleep(delay)
