@@ -181,8 +181,8 @@ async def run_envoy(upstream_port: int, workdir: pathlib.Path) -> AsyncIterator[
         sys.stderr.write(f"--- envoy log ({log_path}) ---\n{envoy.log()}\n")
 
 
-#: Headers of the gRPC hop that must not reach a REST client.
-INTERNAL_HEADER_PREFIXES = ("grpc-", "x-error-", "x-keyservice-")
+#: Headers of the gRPC hop, and Envoy's own, that must not reach a REST client.
+INTERNAL_HEADER_PREFIXES = ("grpc-", "x-error-", "x-keyservice-", "x-envoy-")
 #: The answers that show a plaintext key: the new one, once.
 _SHOWS_SECRET = re.compile(r"^/key/(generate|regenerate|[^/]+/regenerate)$")
 

@@ -478,7 +478,7 @@ async def test_an_idempotency_key_can_be_used_again_once_its_day_is_over(
     await stub.Regenerate(pb.RegenerateRequest(key=first.key), metadata=retry_md)
     server.clock.advance(24 * 3600 + 1)
     second = (await generate(stub, admin)).key
-    # Before the hourly sweep has removed the old record, too.
+    # Before the sweep (once a minute) has removed the old record, too.
     rotated = await stub.Regenerate(
         pb.RegenerateRequest(key=second.key), metadata=retry_md
     )

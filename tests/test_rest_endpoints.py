@@ -525,3 +525,94 @@ async def test_envoy_config_loads_without_deprecated_fields(
 
     assert "Deprecated field" not in log, log
     assert "deprecated option" not in log, log
+
+
+async def test_info_and_verify_show_unset_fields_as_null(
+    rest: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    created = await generate(rest, admin, key="sk-nulls-in-info-0000001")
+
+    described = await rest.get(
+        "/key/info", params={"key": created["key"]}, headers=admin
+    )
+    verified = await rest.post(
+        "/key/verify", json={"key": created["key"]}, headers=admin
+    )
+
+    for body in (described.json()["info"], verified.json()["info"]):
+        assert set(body) == KEY_FIELDS, set(body) ^ KEY_FIELDS
+        for name in ("key_alias", "expires", "max_budget", "user_id", "tpm_limit"):
+            assert body[name] is None, name
+        assert body["key"] == created["token_id"]
+
+
+async def test_a_grpc_call_on_a_rest_path_is_refused_not_a_silent_success(
+    server: ServerHandle, tmp_path: pathlib.Path
+) -> None:
+    # Envoy answers a gRPC request (by its content type) in gRPC, so the
+    # refusal is a grpc-status for this caller, and not a bare 200.
+    async with run_envoy(server.port, tmp_path / "envoy") as envoy:
+        async with httpx.AsyncClient(base_url=envoy.base_url) as client:
+            response = await client.post(
+                "/key/update",
+                content=b"\x00\x00\x00\x00\x00",
+                headers={
+                    **bearer(server.master_key),
+                    "Content-Type": "application/grpc",
+                },
+            )
+
+    assert response.headers.get("grpc-status") not in (None, "0"), response.headers
+    assert "application/json" in response.headers.get("grpc-message", "")
+
+
+async def test_request_headers_get_a_legacy_answer_whatever_their_size(
+    rest: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    # 20 KiB is past gRPC's default metadata limit but within Envoy's: the
+    # server must see it (here: an unknown key) rather than gRPC refusing it.
+    long_key = "sk-" + "x" * 20_000
+    response = await rest.get("/key/list", headers=bearer(long_key))
+    assert_error(response, 401, "auth_error")
+
+    response = await rest.get("/key/list", headers={**admin, "X-Padding": "p" * 70_000})
+    assert_error(response, 431, "invalid_request_error")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "params"),
+    [
+        ("GET", "/key/list", {"key_alias": "%FF"}),
+        ("GET", "/key/info", {"key": "sk-%FF%FE-not-utf8-0000000"}),
+        ("POST", "/key/sk-%C0%AF-not-utf8-000000000/regenerate", {}),
+    ],
+)
+async def test_percent_escapes_that_are_not_utf8_are_a_400(
+    rest: httpx.AsyncClient,
+    admin: dict[str, str],
+    method: str,
+    path: str,
+    params: dict[str, str],
+) -> None:
+    query = "&".join(f"{name}={value}" for name, value in params.items())
+    url = httpx.URL(f"{rest.base_url}{path}{'?' + query if query else ''}")
+
+    response = await rest.request(
+        method, url, headers=admin, json={} if method == "POST" else None
+    )
+
+    assert_error(response, 400, "invalid_request_error")
+
+
+async def test_an_empty_list_has_no_pages(
+    rest: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    response = await rest.get("/key/list", params={"user_id": "nobody"}, headers=admin)
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "keys": [],
+        "total_count": 0,
+        "current_page": 1,
+        "total_pages": 0,
+    }

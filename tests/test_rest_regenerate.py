@@ -54,7 +54,8 @@ EXAMPLE_RESPONSE_KEYS = {
 }
 # The documented additions: the other fields of keyservice.v1.Key.
 KEY_FIELDS = {field.name for field in key_pb2.Key.DESCRIPTOR.fields}
-RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3}|\.\d{6}|\.\d{9})?Z$")
+# As the legacy API writes times: always milliseconds, always Z.
+RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
 @pytest.fixture
@@ -537,3 +538,80 @@ async def test_concurrent_retries_with_one_idempotency_key_rotate_once(
     stored = await info(rest, server, answers[0].json()["token_id"])
     assert stored["id"] == created["id"]
     assert stored["rotation_count"] == 1
+
+
+async def test_times_on_a_whole_second_still_show_milliseconds(
+    rest: httpx.AsyncClient, server: ServerHandle
+) -> None:
+    server.clock.set(dt.datetime(2026, 12, 3, 22, 0, 0))
+    admin = bearer(server.master_key)
+    # A metadata value shaped like a time is the caller's and stays as sent.
+    metadata = {"expires": "2026-01-01T00:00:00Z", "created_at": "soon"}
+    created = await generate(
+        rest, server, key="sk-whole-second-key-00001", duration="1h", metadata=metadata
+    )
+
+    rotated = await rest.post(
+        "/key/sk-whole-second-key-00001/regenerate",
+        json={"budget_duration": "1d"},
+        headers=admin,
+    )
+    described = await rest.get(
+        "/key/info", params={"key": rotated.json()["key"]}, headers=admin
+    )
+    verified = await rest.post(
+        "/key/verify", json={"key": rotated.json()["key"]}, headers=admin
+    )
+    listed = await rest.get(
+        "/key/list", params={"return_full_object": "true"}, headers=admin
+    )
+
+    for body in (
+        created,
+        rotated.json(),
+        described.json()["info"],
+        verified.json()["info"],
+        listed.json()["keys"][0],
+    ):
+        for name in ("expires", "created_at", "updated_at"):
+            assert RFC3339_UTC.match(body[name]), (name, body[name])
+        assert body["metadata"] == metadata
+    assert created["expires"] == "2026-12-03T23:00:00.000Z"
+    assert rotated.json()["budget_reset_at"] == "2026-12-04T22:00:00.000Z"
+
+
+async def test_the_key_in_the_path_wins_over_the_body_and_the_query(
+    rest: httpx.AsyncClient, server: ServerHandle
+) -> None:
+    admin = bearer(server.master_key)
+    named = await generate(rest, server, key="sk-named-in-the-path-0001")
+    other = await generate(rest, server, key="sk-named-in-the-body-0001")
+
+    response = await rest.post(
+        "/key/sk-named-in-the-path-0001/regenerate",
+        params={"key": "sk-named-in-the-body-0001", "max_budget": "1"},
+        json={"key": "sk-named-in-the-body-0001", "key_alias": "rotated"},
+        headers=admin,
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["id"] == named["id"]
+    assert response.json()["max_budget"] is None  # query parameters set nothing
+    assert (await info(rest, server, "sk-named-in-the-body-0001"))["id"] == other["id"]
+    assert (await info(rest, server, response.json()["key"]))["key_alias"] == "rotated"
+
+
+async def test_a_json_null_body_is_no_body(
+    rest: httpx.AsyncClient, server: ServerHandle
+) -> None:
+    created = await generate(rest, server, key="sk-null-body-key-00000001", tpm_limit=7)
+
+    response = await rest.post(
+        "/key/sk-null-body-key-00000001/regenerate",
+        content=b"null",
+        headers={**bearer(server.master_key), "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["id"] == created["id"]
+    assert response.json()["tpm_limit"] == 7

@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 SERVICE_NAME = key_service_pb2.DESCRIPTOR.services_by_name["KeyService"].full_name
 #: How long in-flight RPCs may finish after SIGTERM.
 SHUTDOWN_GRACE_SECONDS = 10.0
+#: The most call metadata (headers) the server accepts.
+MAX_METADATA_BYTES = 96 * 1024
 #: How often spend resets and stale idempotent replays are swept.
 HOUSEKEEPING_INTERVAL_SECONDS = 60.0
 
@@ -83,7 +85,17 @@ async def start(
         clock or SystemClock(),
     )
 
-    server = grpc.aio.server(interceptors=[KeyServiceInterceptor()])
+    server = grpc.aio.server(
+        interceptors=[KeyServiceInterceptor()],
+        options=[
+            # Above Envoy's own limit on request headers (60 KiB), so that a
+            # REST caller with too large headers gets Envoy's 431, not a gRPC
+            # error that names the headers. Below it gRPC's defaults (8 KiB soft,
+            # 16 KiB hard) refused some calls at random.
+            ("grpc.max_metadata_size", MAX_METADATA_BYTES),
+            ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES),
+        ],
+    )
     key_service_pb2_grpc.add_KeyServiceServicer_to_server(
         KeyServiceServicer(keys), server
     )

@@ -141,6 +141,13 @@ def null_fields(key: key_pb2.Key) -> list[str]:
     return [name for name in NULLABLE_KEY_FIELDS if not key.HasField(name)]
 
 
+def rfc3339(field: timestamp_pb2.Timestamp) -> str:
+    """A timestamp as the legacy JSON writes it, always with milliseconds:
+    `2025-01-30T14:52:26.912Z`. (protobuf's JSON leaves out a zero fraction.)"""
+    when = field.ToDatetime()
+    return f"{when:%Y-%m-%dT%H:%M:%S}.{when.microsecond // 1000:03d}Z"
+
+
 def key_value(key: key_pb2.Key) -> struct_pb2.Value:
     """A Key as a JSON-shaped Value, with explicit nulls for unset fields."""
     as_dict = json_format.MessageToDict(
@@ -148,6 +155,9 @@ def key_value(key: key_pb2.Key) -> struct_pb2.Value:
         preserving_proto_field_name=True,
         always_print_fields_with_no_presence=True,
     )
+    for name in _TIME_FIELDS:
+        if key.HasField(name):
+            as_dict[name] = rfc3339(getattr(key, name))
     for name in null_fields(key):
         as_dict[name] = None
     value = struct_pb2.Value()

@@ -311,7 +311,8 @@ class KeyManager:
             return total or 0, [snapshot(row) for row in tx.rows(page_query)]
 
         total, keys = await self._db.query(read)
-        return ListPage(keys, total, page, max(1, -(-total // size)))
+        # As the legacy API counts them: no pages when nothing matches.
+        return ListPage(keys, total, page, -(-total // size))
 
     # -- writes -------------------------------------------------------------
 
@@ -624,7 +625,7 @@ class KeyManager:
                 "that secret was rotated: use the key's current secret or token id",
                 param="key",
             )
-        return NotFound("no key matches key", param="key")
+        return NotFound("no key has that secret or token id", param="key")
 
     def _remember(
         self,

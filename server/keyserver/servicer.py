@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextvars
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import grpc
 from google.protobuf import struct_pb2
@@ -15,7 +15,7 @@ from keyserver.auth import Principal
 from keyserver.errors import AlreadyExists, Conflict, Unauthenticated
 from keyserver.keys import Idempotency, Issued, KeyManager, VerifyReason
 from keyserver.reads import KeyView
-from keyservice.v1 import key_service_pb2, key_service_pb2_grpc
+from keyservice.v1 import key_pb2, key_service_pb2, key_service_pb2_grpc
 
 #: The caller of the RPC being served, as the log line names it.
 current_actor: contextvars.ContextVar[str] = contextvars.ContextVar(
@@ -27,6 +27,8 @@ TRANSCODED_HEADER = "x-keyservice-transcoded"
 #: The response header that lists the Key fields the REST body shows as null.
 NULL_FIELDS_HEADER = "x-keyservice-null-fields"
 IDEMPOTENCY_HEADER = "idempotency-key"
+#: Set by Envoy to the (unescaped) key in the path of POST /key/{key}/regenerate.
+PATH_KEY_HEADER = "x-keyservice-path-key"
 
 _REASONS = {
     VerifyReason.OK: key_service_pb2.VERIFY_REASON_OK,
@@ -74,22 +76,20 @@ class KeyServiceServicer(key_service_pb2_grpc.KeyServiceServicer):
         current_actor.set(principal.actor)
         return principal
 
-    async def _key_reply(
-        self,
-        context: grpc.aio.ServicerContext,
-        metadata: _Metadata,
-        response: Any,
-    ) -> Any:
-        """Send `response` (whose `key` is the REST body), marking its nulls.
+    @staticmethod
+    def _mark_nulls(
+        context: grpc.aio.ServicerContext, metadata: _Metadata, key: key_pb2.Key
+    ) -> None:
+        """For a REST caller, name the unset fields of the answer's Key, which
+        the transcoder leaves out and the legacy JSON shows as null.
 
         The list goes in the trailers, which leave with the response: sending
         it in the headers ahead of the response would cost a batch of its own.
         """
         if metadata.get(TRANSCODED_HEADER):
-            nulls = convert.null_fields(response.key)
+            nulls = convert.null_fields(key)
             if nulls:
                 context.set_trailing_metadata(((NULL_FIELDS_HEADER, ",".join(nulls)),))
-        return response
 
     async def Generate(
         self,
@@ -97,7 +97,7 @@ class KeyServiceServicer(key_service_pb2_grpc.KeyServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> key_service_pb2.GenerateResponse:
         async def issue(
-            principal: Principal, idempotency: Idempotency | None
+            principal: Principal, idempotency: Idempotency | None, _: _Metadata
         ) -> key_service_pb2.GenerateResponse:
             issued = await self._keys.generate(
                 principal,
@@ -116,11 +116,13 @@ class KeyServiceServicer(key_service_pb2_grpc.KeyServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> key_service_pb2.RegenerateResponse:
         async def issue(
-            principal: Principal, idempotency: Idempotency | None
+            principal: Principal, idempotency: Idempotency | None, metadata: _Metadata
         ) -> key_service_pb2.RegenerateResponse:
             issued = await self._keys.regenerate(
                 principal,
-                request.key,
+                # On POST /key/{key}/regenerate the key in the path names the
+                # key, as it did for legacy clients, whatever the body says.
+                metadata.get(PATH_KEY_HEADER) or request.key,
                 convert.sent_settings(request),
                 grace_period=convert.optional(request, "grace_period"),
                 new_key=convert.optional(request, "new_key"),
@@ -137,7 +139,9 @@ class KeyServiceServicer(key_service_pb2_grpc.KeyServiceServicer):
         method: str,
         request: Message,
         response_class: type[_IssuedResponse],
-        issue: Callable[[Principal, Idempotency | None], Awaitable[_IssuedResponse]],
+        issue: Callable[
+            [Principal, Idempotency | None, _Metadata], Awaitable[_IssuedResponse]
+        ],
     ) -> _IssuedResponse:
         """Run a call that issues a secret, at most once per idempotency key.
 
@@ -161,11 +165,12 @@ class KeyServiceServicer(key_service_pb2_grpc.KeyServiceServicer):
             if replayed is not None:
                 is_master = self._keys.is_master(credential_token)
                 current_actor.set("master" if is_master else "replay")
-                return await self._key_reply(context, metadata, replayed)
+                self._mark_nulls(context, metadata, replayed.key)
+                return replayed
 
         principal = await self._authenticate(metadata)
         try:
-            response = await issue(principal, idempotency)
+            response = await issue(principal, idempotency, metadata)
         except (Conflict, AlreadyExists):
             # The same call, retried while the first was in flight, lost the
             # race to it: answer with the winner's response.
@@ -174,8 +179,10 @@ class KeyServiceServicer(key_service_pb2_grpc.KeyServiceServicer):
             replayed = await self._replay(idempotency, response_class)
             if replayed is None:
                 raise
-            return await self._key_reply(context, metadata, replayed)
-        return await self._key_reply(context, metadata, response)
+            self._mark_nulls(context, metadata, replayed.key)
+            return replayed
+        self._mark_nulls(context, metadata, response.key)
+        return response
 
     async def _replay(
         self, idempotency: Idempotency, response_class: type[_IssuedResponse]
@@ -198,7 +205,8 @@ class KeyServiceServicer(key_service_pb2_grpc.KeyServiceServicer):
             principal, request.key, convert.sent_settings(request)
         )
         response = key_service_pb2.UpdateResponse(key=convert.key_message(row))
-        return await self._key_reply(context, metadata, response)
+        self._mark_nulls(context, metadata, response.key)
+        return response
 
     async def Delete(
         self,
@@ -216,11 +224,14 @@ class KeyServiceServicer(key_service_pb2_grpc.KeyServiceServicer):
         request: key_service_pb2.InfoRequest,
         context: grpc.aio.ServicerContext,
     ) -> key_service_pb2.InfoResponse:
-        principal = await self._authenticate(_metadata(context))
+        metadata = _metadata(context)
+        principal = await self._authenticate(metadata)
         row = await self._keys.info(principal, request.key)
-        return key_service_pb2.InfoResponse(
+        response = key_service_pb2.InfoResponse(
             key=row.token, info=convert.key_message(row)
         )
+        self._mark_nulls(context, metadata, response.info)
+        return response
 
     async def List(
         self,
@@ -257,7 +268,8 @@ class KeyServiceServicer(key_service_pb2_grpc.KeyServiceServicer):
         principal = await self._authenticate(metadata)
         row = await self._keys.set_blocked(principal, request.key, True)
         response = key_service_pb2.BlockResponse(key=convert.key_message(row))
-        return await self._key_reply(context, metadata, response)
+        self._mark_nulls(context, metadata, response.key)
+        return response
 
     async def Unblock(
         self,
@@ -268,14 +280,16 @@ class KeyServiceServicer(key_service_pb2_grpc.KeyServiceServicer):
         principal = await self._authenticate(metadata)
         row = await self._keys.set_blocked(principal, request.key, False)
         response = key_service_pb2.UnblockResponse(key=convert.key_message(row))
-        return await self._key_reply(context, metadata, response)
+        self._mark_nulls(context, metadata, response.key)
+        return response
 
     async def Verify(
         self,
         request: key_service_pb2.VerifyRequest,
         context: grpc.aio.ServicerContext,
     ) -> key_service_pb2.VerifyResponse:
-        principal = await self._authenticate(_metadata(context))
+        metadata = _metadata(context)
+        principal = await self._authenticate(metadata)
         verdict = await self._keys.verify(principal, request.key)
         response = key_service_pb2.VerifyResponse(
             valid=verdict.valid,
@@ -284,6 +298,7 @@ class KeyServiceServicer(key_service_pb2_grpc.KeyServiceServicer):
         )
         if verdict.key is not None:
             response.info.CopyFrom(convert.key_message(verdict.key))
+            self._mark_nulls(context, metadata, response.info)
         return response
 
 

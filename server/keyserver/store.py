@@ -179,7 +179,7 @@ def remember_response(
     stale_before: dt.datetime,
 ) -> None:
     """Store a sealed response, replacing one of the same id that has outlived
-    the idempotency window (and that the hourly sweep has not removed yet)."""
+    the idempotency window but not yet met the sweep (once a minute)."""
     tx.execute(_FORGET_REPLAY, {"record_id": record_id, "cutoff": stale_before})
     tx.execute(
         _INSERT_REPLAY,
