@@ -108,7 +108,9 @@ class KeyServiceServicer:
 
     def Generate(self, request, context):
         """Generate creates a key and returns it with its plaintext secret, which is
-        shown in this response only.
+        shown in this response only. Repeating a call with the same
+        `idempotency-key` metadata within 24 hours returns the first response and
+        creates only one key.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -218,7 +218,7 @@ export const GenerateRequestSchema: GenMessage<GenerateRequest> = /*@__PURE__*/
  */
 export type GenerateResponse = Message<"keyservice.v1.GenerateResponse"> & {
   /**
-   * The new key; its `key` field holds the plaintext secret.
+   * Output only. The new key; its `key` field holds the plaintext secret.
    *
    * @generated from field: keyservice.v1.Key key = 1;
    */
@@ -242,7 +242,8 @@ export const GenerateResponseSchema: GenMessage<GenerateResponse> = /*@__PURE__*
 export type RegenerateRequest = Message<"keyservice.v1.RegenerateRequest"> & {
   /**
    * Required. The key to rotate: its plaintext secret (`sk-...`) or its token
-   * id.
+   * id. On `POST /key/{key}/regenerate` the key in the path is the one rotated,
+   * whatever the body says.
    *
    * @generated from field: string key = 1;
    */
@@ -445,7 +446,8 @@ export const RegenerateRequestSchema: GenMessage<RegenerateRequest> = /*@__PURE_
  */
 export type RegenerateResponse = Message<"keyservice.v1.RegenerateResponse"> & {
   /**
-   * The rotated key; its `key` field holds the new plaintext secret.
+   * Output only. The rotated key; its `key` field holds the new plaintext
+   * secret.
    *
    * @generated from field: keyservice.v1.Key key = 1;
    */
@@ -668,7 +670,7 @@ export const UpdateRequestSchema: GenMessage<UpdateRequest> = /*@__PURE__*/
  */
 export type UpdateResponse = Message<"keyservice.v1.UpdateResponse"> & {
   /**
-   * The key as it is after the change.
+   * Output only. The key as it is after the change.
    *
    * @generated from field: keyservice.v1.Key key = 1;
    */
@@ -718,7 +720,7 @@ export const DeleteRequestSchema: GenMessage<DeleteRequest> = /*@__PURE__*/
  */
 export type DeleteResponse = Message<"keyservice.v1.DeleteResponse"> & {
   /**
-   * The token ids of the keys that were deleted.
+   * Output only. The token ids of the keys that were deleted.
    *
    * @generated from field: repeated string deleted_keys = 1;
    */
@@ -761,14 +763,15 @@ export const InfoRequestSchema: GenMessage<InfoRequest> = /*@__PURE__*/
  */
 export type InfoResponse = Message<"keyservice.v1.InfoResponse"> & {
   /**
-   * The token id of the key described.
+   * Output only. The token id of the key described.
    *
    * @generated from field: string key = 1;
    */
   key: string;
 
   /**
-   * The key's settings. Its `key` field holds the token id, never a secret.
+   * Output only. The key's settings. Its `key` field holds the token id,
+   * never a secret.
    *
    * @generated from field: keyservice.v1.Key info = 2;
    */
@@ -883,7 +886,7 @@ export const ListRequestSchema: GenMessage<ListRequest> = /*@__PURE__*/
  */
 export type ListResponse = Message<"keyservice.v1.ListResponse"> & {
   /**
-   * The keys of the page: token ids, or key objects when
+   * Output only. The keys of the page: token ids, or key objects when
    * `return_full_object` was set. A key object has the fields of Key.
    *
    * @generated from field: repeated google.protobuf.Value keys = 1;
@@ -891,21 +894,21 @@ export type ListResponse = Message<"keyservice.v1.ListResponse"> & {
   keys: Value[];
 
   /**
-   * How many keys match the filter on all pages.
+   * Output only. How many keys match the filter on all pages.
    *
    * @generated from field: int32 total_count = 2;
    */
   totalCount: number;
 
   /**
-   * The page returned, counted from 1.
+   * Output only. The page returned, counted from 1.
    *
    * @generated from field: int32 current_page = 3;
    */
   currentPage: number;
 
   /**
-   * How many pages the matching keys fill.
+   * Output only. How many pages the matching keys fill; 0 when none match.
    *
    * @generated from field: int32 total_pages = 4;
    */
@@ -947,7 +950,7 @@ export const BlockRequestSchema: GenMessage<BlockRequest> = /*@__PURE__*/
  */
 export type BlockResponse = Message<"keyservice.v1.BlockResponse"> & {
   /**
-   * The key as it is after blocking.
+   * Output only. The key as it is after blocking.
    *
    * @generated from field: keyservice.v1.Key key = 1;
    */
@@ -989,7 +992,7 @@ export const UnblockRequestSchema: GenMessage<UnblockRequest> = /*@__PURE__*/
  */
 export type UnblockResponse = Message<"keyservice.v1.UnblockResponse"> & {
   /**
-   * The key as it is after unblocking.
+   * Output only. The key as it is after unblocking.
    *
    * @generated from field: keyservice.v1.Key key = 1;
    */
@@ -1031,28 +1034,30 @@ export const VerifyRequestSchema: GenMessage<VerifyRequest> = /*@__PURE__*/
  */
 export type VerifyResponse = Message<"keyservice.v1.VerifyResponse"> & {
   /**
-   * Whether the key may be used now.
+   * Output only. Whether the key may be used now.
    *
    * @generated from field: bool valid = 1;
    */
   valid: boolean;
 
   /**
-   * Why the key may or may not be used.
+   * Output only. Why the key may or may not be used.
    *
    * @generated from field: keyservice.v1.VerifyReason reason = 2;
    */
   reason: VerifyReason;
 
   /**
-   * The key's settings when it exists; its `key` field holds the token id.
+   * Output only. The key's settings when it exists; its `key` field holds the
+   * token id.
    *
    * @generated from field: keyservice.v1.Key info = 3;
    */
   info?: Key | undefined;
 
   /**
-   * Whether the secret presented is a retired one still in its grace period.
+   * Output only. Whether the secret presented is a retired one still in its
+   * grace period.
    *
    * @generated from field: bool in_grace_period = 4;
    */
@@ -1139,7 +1144,9 @@ export const VerifyReasonSchema: GenEnum<VerifyReason> = /*@__PURE__*/
 export const KeyService: GenService<{
   /**
    * Generate creates a key and returns it with its plaintext secret, which is
-   * shown in this response only.
+   * shown in this response only. Repeating a call with the same
+   * `idempotency-key` metadata within 24 hours returns the first response and
+   * creates only one key.
    *
    * @generated from rpc keyservice.v1.KeyService.Generate
    */
