@@ -6,8 +6,11 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import grpc
-from google.protobuf import json_format
+from google.protobuf import descriptor_pool, json_format, message_factory
 from google.protobuf.message import Message
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
 
 from keyservice.v1 import key_service_pb2 as pb
 
@@ -50,3 +53,37 @@ async def generate(
         build(pb.GenerateRequest, **fields), metadata=call_metadata
     )
     return response
+
+
+class ReflectionClient:
+    """Calls a service knowing nothing but what server reflection tells: no
+    proto file, no generated code, as grpcurl does."""
+
+    def __init__(self, channel: grpc.Channel, service: str) -> None:
+        self._channel = channel
+        self._service_name = service
+        self.database = ProtoReflectionDescriptorDatabase(channel)
+        self._service = descriptor_pool.DescriptorPool(self.database).FindServiceByName(
+            service
+        )
+
+    def services(self) -> list[str]:
+        return list(self.database.get_services())
+
+    def call(
+        self, method_name: str, body: dict[str, Any], metadata: Any
+    ) -> dict[str, Any]:
+        method = self._service.FindMethodByName(method_name)
+        request_class = message_factory.GetMessageClass(method.input_type)
+        response_class = message_factory.GetMessageClass(method.output_type)
+        invoke = self._channel.unary_unary(
+            f"/{self._service_name}/{method_name}",
+            request_serializer=lambda message: message.SerializeToString(),
+            response_deserializer=response_class.FromString,
+        )
+        request = json_format.ParseDict(body, request_class())
+        response = invoke(request, metadata=metadata, timeout=10)
+        answer: dict[str, Any] = json_format.MessageToDict(
+            response, preserving_proto_field_name=True
+        )
+        return answer

@@ -1,4 +1,6 @@
-"""`make run`'s script, then the README's curl commands exactly as printed."""
+"""`make run` as a newcomer runs it: a reflection client finds the service and
+rotates a key with the master key the first start wrote, and the README's curl
+commands work exactly as printed."""
 
 from __future__ import annotations
 
@@ -14,15 +16,17 @@ import socket
 import sys
 from typing import Any
 
+import grpc
 import pytest
+from support import ReflectionClient
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-RUN_DEV = ROOT / "server" / "tools" / "run_dev.sh"
 SECTION = "## Calling it over REST (curl through Envoy)"
 # gRPC, REST and Envoy's admin interface, as make run binds them.
 PORTS = (50051, 4000, 9901)
 START_TIMEOUT_S = 90.0
+SERVICE = "keyservice.v1.KeyService"
 
 
 def readme_commands() -> str:
@@ -59,11 +63,22 @@ def _read(path: pathlib.Path) -> str:
 async def _wait_for(log: pathlib.Path, process: asyncio.subprocess.Process) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + START_TIMEOUT_S
-    while "Ctrl-C stops both" not in _read(log):
+    while "Ctrl-C stops both" not in _read(log):  # printed by run_dev.sh
         assert process.returncode is None, _read(log)
         assert loop.time() < deadline, _read(log)
         # Polls the script's start-up, not a timing assumption of the test.
         await asyncio.sleep(0.1)
+
+
+def rotate_by_reflection(master_key: str) -> dict[str, Any]:
+    """What the README's grpcurl lines do, with grpcio-reflection: list the
+    services, then Generate and Regenerate with the master key."""
+    auth = (("authorization", f"Bearer {master_key}"),)
+    with grpc.insecure_channel("127.0.0.1:50051") as channel:
+        client = ReflectionClient(channel, SERVICE)
+        assert SERVICE in client.services()
+        created = client.call("Generate", {"key_alias": "found-by-reflection"}, auth)
+        return client.call("Regenerate", {"key": created["key"]["key"]}, auth)
 
 
 async def test_make_run_serves_the_readme_commands_and_stops_on_ctrl_c(
@@ -87,7 +102,11 @@ async def test_make_run_serves_the_readme_commands_and_stops_on_ctrl_c(
         # A session of its own, so Ctrl-C can go to the whole group, as a
         # terminal sends it.
         run = await asyncio.create_subprocess_exec(
-            str(RUN_DEV),
+            "make",
+            "--no-print-directory",
+            "run",
+            f"VENV={env['VENV']}",
+            f"DATA_DIR={env['DATA_DIR']}",
             cwd=ROOT,
             env=env,
             stdout=out,
@@ -97,6 +116,7 @@ async def test_make_run_serves_the_readme_commands_and_stops_on_ctrl_c(
     try:
         await _wait_for(log, run)
         master_key = (tmp_path / "data" / "master_key").read_text().strip()
+        rotated = await asyncio.to_thread(rotate_by_reflection, master_key)
         curl = await asyncio.create_subprocess_exec(
             "bash",
             "-c",
@@ -111,6 +131,8 @@ async def test_make_run_serves_the_readme_commands_and_stops_on_ctrl_c(
             os.killpg(run.pid, signal.SIGINT)
         await asyncio.wait_for(run.wait(), 30)
 
+    assert rotated["key"]["key_alias"] == "found-by-reflection"
+    assert rotated["key"]["rotation_count"] == 1
     assert curl.returncode == 0, output
     answers = json_documents(output)
     regenerated = answers[1]

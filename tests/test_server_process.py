@@ -14,11 +14,8 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-from google.protobuf import descriptor_pool, json_format, message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
-    ProtoReflectionDescriptorDatabase,
-)
+from support import ReflectionClient
 
 SERVICE = "keyservice.v1.KeyService"
 
@@ -94,34 +91,17 @@ def test_reflection_client_lists_the_service_and_rotates_a_key(
     auth = (("authorization", f"Bearer {master_key}"),)
 
     with grpc.insecure_channel(f"127.0.0.1:{server_process.port}") as channel:
-        # No proto file and no generated code: everything comes from reflection.
-        reflection_db = ProtoReflectionDescriptorDatabase(channel)
-        assert SERVICE in reflection_db.get_services()
-        pool = descriptor_pool.DescriptorPool(reflection_db)
-        service = pool.FindServiceByName(SERVICE)
-
-        def call(method_name: str, body: dict[str, object]) -> dict[str, object]:
-            method = service.FindMethodByName(method_name)
-            request_class = message_factory.GetMessageClass(method.input_type)
-            response_class = message_factory.GetMessageClass(method.output_type)
-            invoke = channel.unary_unary(
-                f"/{SERVICE}/{method_name}",
-                request_serializer=lambda m: m.SerializeToString(),
-                response_deserializer=response_class.FromString,
-            )
-            request = json_format.ParseDict(body, request_class())
-            response = invoke(request, metadata=auth, timeout=10)
-            return json_format.MessageToDict(response, preserving_proto_field_name=True)
-
-        created = call("Generate", {"key_alias": "from-reflection"})
-        old = str(created["key"]["key"])  # type: ignore[index]
-        rotated = call("Regenerate", {"key": old, "max_budget": 100})
-        verdict = call("Verify", {"key": old})
+        client = ReflectionClient(channel, SERVICE)
+        assert SERVICE in client.services()
+        created = client.call("Generate", {"key_alias": "from-reflection"}, auth)
+        old = str(created["key"]["key"])
+        rotated = client.call("Regenerate", {"key": old, "max_budget": 100}, auth)
+        verdict = client.call("Verify", {"key": old}, auth)
 
     new_key = rotated["key"]
-    assert new_key["key_alias"] == "from-reflection"  # type: ignore[index]
-    assert new_key["max_budget"] == 100  # type: ignore[index]
-    assert new_key["key"] != old  # type: ignore[index]
+    assert new_key["key_alias"] == "from-reflection"
+    assert new_key["max_budget"] == 100
+    assert new_key["key"] != old
     assert verdict.get("valid", False) is False
 
 
