@@ -169,6 +169,23 @@ async def test_regenerate_sets_expiry_and_budget_reset_from_durations(
     assert not never.key.HasField("duration")
 
 
+async def test_an_empty_budget_duration_switches_spend_resets_off(
+    server: ServerHandle, stub: Any
+) -> None:
+    admin = admin_md(server)
+    created = await generate(stub, admin, budget_duration="30d", spend=4)
+
+    response = await stub.Regenerate(
+        build(pb.RegenerateRequest, key=created.key.key, budget_duration=""),
+        metadata=admin,
+    )
+
+    assert created.key.HasField("budget_reset_at")
+    assert not response.key.HasField("budget_duration")
+    assert not response.key.HasField("budget_reset_at")
+    assert response.key.spend == 4
+
+
 async def test_regenerate_with_no_fields_keeps_every_setting(
     server: ServerHandle, stub: Any
 ) -> None:
@@ -194,16 +211,25 @@ async def test_old_secret_stops_working_at_once_without_grace_period(
     server: ServerHandle, stub: Any
 ) -> None:
     admin = admin_md(server)
-    old = (await generate(stub, admin)).key.key
+    manager = {"team_id": "t", "permissions": {"manage_team_keys": True}}
+    old = (await generate(stub, admin, **manager)).key.key
 
     new = (await stub.Regenerate(pb.RegenerateRequest(key=old), metadata=admin)).key.key
 
     verdict = await stub.Verify(pb.VerifyRequest(key=old), metadata=admin)
     assert (verdict.valid, verdict.reason) == (False, pb.VERIFY_REASON_NOT_FOUND)
+    # Even a team manager's old secret opens no call at all.
+    as_old = bearer(old)
     for call in (
-        stub.Info(pb.InfoRequest(), metadata=bearer(old)),
-        stub.Verify(pb.VerifyRequest(key=old), metadata=bearer(old)),
-        stub.Regenerate(pb.RegenerateRequest(key=old), metadata=bearer(old)),
+        stub.Info(pb.InfoRequest(), metadata=as_old),
+        stub.Verify(pb.VerifyRequest(key=old), metadata=as_old),
+        stub.Regenerate(pb.RegenerateRequest(key=new), metadata=as_old),
+        stub.Generate(pb.GenerateRequest(), metadata=as_old),
+        stub.Update(build(pb.UpdateRequest, key=new, tags=[]), metadata=as_old),
+        stub.Delete(pb.DeleteRequest(keys=[new]), metadata=as_old),
+        stub.List(pb.ListRequest(), metadata=as_old),
+        stub.Block(pb.BlockRequest(key=new), metadata=as_old),
+        stub.Unblock(pb.UnblockRequest(key=new), metadata=as_old),
     ):
         assert (await rpc_error(call)).code() == grpc.StatusCode.UNAUTHENTICATED
     verdict = await stub.Verify(pb.VerifyRequest(key=new), metadata=bearer(new))
