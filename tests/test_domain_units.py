@@ -315,3 +315,16 @@ def test_secrets_are_created_once_and_private_files_are_checked(
         load_secrets(settings_)
     assert "can be read by other users" in caplog.text
     assert first.master_key not in caplog.text
+
+
+def test_a_short_configured_master_key_is_accepted_with_a_warning(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings_ = Settings(data_dir=tmp_path / "data", master_key="sk-1234")
+
+    with caplog.at_level(logging.WARNING):
+        loaded = load_secrets(settings_)
+
+    assert loaded.master_key == "sk-1234"
+    assert "easy to guess" in caplog.text
+    assert "sk-1234" not in caplog.text

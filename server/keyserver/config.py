@@ -104,6 +104,14 @@ def load_secrets(settings: Settings) -> Secrets:
     )
     if not master.startswith(tokens.KEY_PREFIX) or len(master) < 4:
         raise ValueError("the master key must start with 'sk-'")
+    if len(master) < tokens.MIN_CUSTOM_KEY_LENGTH:
+        # Allowed, as the legacy deployments' short master keys were, but a
+        # master key is everything: say so once, at start.
+        logger.warning(
+            "the master key is shorter than %d characters and easy to guess; "
+            "anyone who does is admin",
+            tokens.MIN_CUSTOM_KEY_LENGTH,
+        )
     hash_hex = settings.hash_secret or _read_or_create(
         settings.data_dir / HASH_SECRET_FILE, secrets.token_hex(32), "hash secret"
     )
