@@ -7,11 +7,14 @@ import dataclasses
 import json
 import os
 import pathlib
+import signal
 import sys
 from typing import Any
 
+import grpc
 import pytest
 
+from keyclient import KeyClient, SettingError, cli
 from tests.conftest import ServerHandle
 
 # pyproject.toml installs keyctl next to the interpreter running the tests.
@@ -34,16 +37,21 @@ class Run:
         return json.loads(self.out)
 
 
-async def keyctl(
-    target: str,
-    *args: str,
-    api_key: str | None = None,
-    stdin: str | None = None,
-) -> Run:
+def _env(target: str, api_key: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEYSERVICE_")}
     env["KEYSERVICE_TARGET"] = target
     if api_key is not None:
         env["KEYSERVICE_API_KEY"] = api_key
+    return env
+
+
+async def keyctl(
+    target: str,
+    *args: str,
+    api_key: str | None = None,
+    stdin: str | bytes | None = None,
+) -> Run:
+    env = _env(target, api_key)
     # The server runs on this event loop, so keyctl must not block it.
     process = await asyncio.create_subprocess_exec(
         str(KEYCTL),
@@ -53,7 +61,9 @@ async def keyctl(
         stderr=asyncio.subprocess.PIPE,
         env=env,
     )
-    out, err = await process.communicate(stdin.encode() if stdin else b"")
+    if isinstance(stdin, str):
+        stdin = stdin.encode()
+    out, err = await process.communicate(stdin or b"")
     assert process.returncode is not None
     return Run(process.returncode, out.decode(), err.decode())
 
@@ -232,3 +242,203 @@ async def test_unreachable_server_exits_8_at_the_deadline(unused_tcp_port: int) 
 async def test_bad_command_line_exits_2(server: ServerHandle) -> None:
     assert (await admin(server, "regenerate")).code == 2
     assert (await admin(server, "generate", "--metadata", "no-equals")).code == 2
+
+
+# Python hands keyctl a command-line byte that is not UTF-8 as a lone surrogate,
+# and turns it back into the byte when it starts a process.
+NOT_UTF8 = os.fsdecode(b"\xff")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["generate", "--rpm-limit", "99999999999"], "from 0 to 2147483647"),
+        (["generate", "--tpm-limit", "-1"], "from 0 to 2147483647"),
+        (["update", "k", "--max-parallel-requests", "2147483648"], "2147483647"),
+        (["list", "--size", "4294967296"], "from 0 to 2147483647"),
+        (["generate", "--max-budget", "inf"], "must be a finite number"),
+        (["--timeout", "0", "list"], "must be greater than 0"),
+        (["list", "--timeout", "-1"], "must be greater than 0"),
+        (["generate", "--metadata", "x=NaN"], "NaN is not a JSON value"),
+        (["generate", "--permissions", 'p={"a":-Infinity}'], "-Infinity is not"),
+        (["generate", "--metadata", "x=1e999"], "1e999 is not a JSON value"),
+        (["verify", NOT_UTF8], "KEY is not valid UTF-8 text"),
+        (["generate", "--key-alias", "a" + NOT_UTF8], "--key-alias is not valid"),
+        (["--api-key", "sk-\u00fc", "list"], "the API key must be ASCII text"),
+    ],
+)
+async def test_values_that_cannot_be_sent_are_usage_errors_without_a_traceback(
+    unused_tcp_port: int, argv: list[str], message: str
+) -> None:
+    # Refused before any call: nothing listens on the target.
+    run = await keyctl(f"127.0.0.1:{unused_tcp_port}", *argv)
+
+    assert run.code == 2, run.err
+    assert message in run.err
+    assert "Traceback" not in run.err
+
+
+@pytest.mark.parametrize(
+    ("stdin", "message"),
+    [
+        (b"\xffsk-secret\n", "the key on standard input is not valid UTF-8"),
+        (b"\n", "no key on standard input"),
+    ],
+)
+async def test_a_key_on_standard_input_that_cannot_be_sent_is_a_usage_error(
+    unused_tcp_port: int, stdin: bytes, message: str
+) -> None:
+    run = await keyctl(f"127.0.0.1:{unused_tcp_port}", "verify", "-", stdin=stdin)
+
+    assert run.code == 2, run.err
+    assert message in run.err
+    assert "Traceback" not in run.err
+
+
+async def test_int32_flags_take_the_largest_int32(server: ServerHandle) -> None:
+    run = await admin(server, "--json", "generate", "--rpm-limit", "2147483647")
+    assert run.code == 0, run.err
+    assert run.json()["rpm_limit"] == 2147483647
+
+
+async def test_global_options_work_after_the_command(server: ServerHandle) -> None:
+    await admin(server, "generate", "--key-alias", "after")
+    # The environment names a port where nothing listens; the flags after the
+    # command must win over it, and --json before the command must survive.
+    wrong = "127.0.0.1:1"
+    run = await keyctl(
+        wrong,
+        "list",
+        "--json",
+        "--target",
+        server.address,
+        "--api-key",
+        server.master_key,
+        "--timeout",
+        "5",
+    )
+    assert run.code == 0, run.err
+    assert run.json()["total_count"] == 1
+
+    mixed = await keyctl(
+        wrong, "--json", "list", "--target", server.address, api_key=server.master_key
+    )
+    assert mixed.code == 0, mixed.err
+    assert mixed.json()["total_count"] == 1
+
+
+async def test_closed_standard_output_exits_quietly(server: ServerHandle) -> None:
+    # `keyctl ... | head -c1`, without the race: the reading end is closed
+    # before keyctl writes anything.
+    await admin(server, "generate")
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        process = await asyncio.create_subprocess_exec(
+            str(KEYCTL),
+            "--json",
+            "list",
+            "--full",
+            stdout=write_end,
+            stderr=asyncio.subprocess.PIPE,
+            env=_env(server.address, server.master_key),
+        )
+    finally:
+        os.close(write_end)
+    _, err = await process.communicate()
+
+    assert process.returncode == 141
+    assert err == b""
+
+
+class _HeldList:
+    """A stand-in KeyService whose List never answers, and says when called."""
+
+    def __init__(self) -> None:
+        self.called = asyncio.Event()
+
+    async def list(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        self.called.set()
+        await asyncio.Event().wait()  # cancelled when the server stops
+        return b""
+
+
+async def test_ctrl_c_exits_130_without_a_traceback() -> None:
+    held = _HeldList()
+    fake = grpc.aio.server()
+    fake.add_generic_rpc_handlers(
+        [
+            grpc.method_handlers_generic_handler(
+                "keyservice.v1.KeyService",
+                {"List": grpc.unary_unary_rpc_method_handler(held.list)},
+            )
+        ]
+    )
+    port = fake.add_insecure_port("127.0.0.1:0")
+    await fake.start()
+    try:
+        process = await asyncio.create_subprocess_exec(
+            str(KEYCTL),
+            "list",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=_env(f"127.0.0.1:{port}", "sk-caller"),
+        )
+        # Interrupt keyctl only once its call is in flight, so the signal
+        # meets main() and not the interpreter's start-up.
+        called = asyncio.ensure_future(held.called.wait())
+        exited = asyncio.ensure_future(process.wait())
+        await asyncio.wait({called, exited}, return_when=asyncio.FIRST_COMPLETED)
+        assert held.called.is_set(), "keyctl exited before calling List"
+        process.send_signal(signal.SIGINT)
+        _, err = await process.communicate()
+    finally:
+        await fake.stop(0)
+
+    assert process.returncode == 130
+    assert b"Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "command", ["regenerate", "update", "info", "delete", "block", "unblock", "verify"]
+)
+def test_help_of_commands_that_take_a_key_says_dash_reads_standard_input(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main([command, "--help"])
+
+    assert exited.value.code == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "- reads it from standard input" in help_text or (
+        "each - reads one line of standard input" in help_text
+    )
+
+
+def test_an_unknown_setting_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def refuse(self: KeyClient, **kwargs: Any) -> None:
+        raise SettingError("ListRequest takes no setting 'colour'")
+
+    monkeypatch.setattr(KeyClient, "list_keys", refuse)
+
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--target", "127.0.0.1:1", "list"])
+
+    assert exited.value.code == 2
+    assert "takes no setting 'colour'" in capsys.readouterr().err
+
+
+def test_a_type_error_from_a_bug_is_not_reported_as_a_bad_command_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Only the client's own SettingError means "bad command line"; any other
+    # TypeError is a bug and must keep its traceback.
+    def broken(self: KeyClient, **kwargs: Any) -> None:
+        raise TypeError("unsupported operand type(s)")
+
+    monkeypatch.setattr(KeyClient, "list_keys", broken)
+
+    with pytest.raises(TypeError, match="unsupported operand"):
+        cli.main(["--target", "127.0.0.1:1", "list"])

@@ -18,6 +18,7 @@ from keyclient._messages import (
     KeySettings,
     RegenerateSettings,
     Secret,
+    SettingError,
     UpdateSettings,
     Verification,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "RegenerateSettings",
     "RetryPolicy",
     "Secret",
+    "SettingError",
     "UnauthenticatedError",
     "UnavailableError",
     "UpdateSettings",

@@ -119,6 +119,14 @@ class KeyPage:
     total_pages: int
 
 
+class SettingError(TypeError):
+    """A setting the request does not take, or a value of the wrong shape.
+
+    It is raised before any call is made. It is a TypeError, like any other
+    wrong keyword argument, so that callers need not know this class.
+    """
+
+
 _Request = TypeVar("_Request", bound=message.Message)
 
 _ALLOWED: dict[str, frozenset[str]] = {
@@ -138,21 +146,21 @@ def build_settings_request(request: _Request, settings: Mapping[str, Any]) -> _R
     allowed = _ALLOWED[name]
     for field_name, value in settings.items():
         if field_name not in allowed:
-            raise TypeError(f"{name} takes no setting {field_name!r}")
+            raise SettingError(f"{name} takes no setting {field_name!r}")
         if value is None:
             continue
         field = request.DESCRIPTOR.fields_by_name[field_name]
         target = field.message_type.full_name if field.message_type else None
         if target == "google.protobuf.ListValue":
             if isinstance(value, str | bytes) or not isinstance(value, Sequence):
-                raise TypeError(f"{field_name} must be a list of strings")
+                raise SettingError(f"{field_name} must be a list of strings")
             # SetInParent marks the field sent even when the list is empty:
             # an empty list is a value ("every model"), unlike an unsent one.
             getattr(request, field_name).SetInParent()
             getattr(request, field_name).extend(list(value))
         elif target == "google.protobuf.Struct":
             if not isinstance(value, Mapping):
-                raise TypeError(f"{field_name} must be a mapping")
+                raise SettingError(f"{field_name} must be a mapping")
             getattr(request, field_name).SetInParent()
             getattr(request, field_name).update(_plain(value))
         else:

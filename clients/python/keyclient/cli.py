@@ -20,6 +20,9 @@ Exit codes:
   7  conflict: secret already in use, concurrent rotation, idempotency key reuse
   8  unavailable: server unreachable or no answer before the deadline
   9  any other server error
+130  interrupted (Ctrl-C)
+141  standard output was closed early, as by `| head`; what a shell reports
+     for a process that SIGPIPE ended
 """
 
 from __future__ import annotations
@@ -27,13 +30,21 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TextIO
 
 from keyclient._base import DEFAULT_TARGET, DEFAULT_TIMEOUT
-from keyclient._messages import IssuedKey, KeyPage, Verification, key_to_dict
+from keyclient._messages import (
+    IssuedKey,
+    KeyPage,
+    SettingError,
+    Verification,
+    key_to_dict,
+)
 from keyclient.errors import (
     ConflictError,
     InvalidArgumentError,
@@ -58,6 +69,55 @@ EXIT_CODES: tuple[tuple[type[KeyServiceError], int], ...] = (
     (UnavailableError, 8),
 )
 EXIT_OTHER_ERROR = 9
+EXIT_INTERRUPTED = 128 + signal.SIGINT
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
+
+# The largest value of the contract's int32 fields; the protobuf runtime
+# refuses a larger one only when the request is built, with a traceback.
+INT32_MAX = 2**31 - 1
+
+
+def _int32(value: str) -> int:
+    """A count or limit: an integer from 0 to INT32_MAX."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
+    if not 0 <= number <= INT32_MAX:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {INT32_MAX}: {value}")
+    return number
+
+
+def _finite(value: str) -> float:
+    """A number, but neither NaN nor infinite, which no setting can hold."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"must be a finite number: {value}")
+    return number
+
+
+def _positive(value: str) -> float:
+    """A number of seconds greater than zero."""
+    number = _finite(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0: {value}")
+    return number
+
+
+def _no_constant(name: str) -> NoReturn:
+    # JSON has no NaN or Infinity: a setting that held one could not be shown
+    # as JSON again, by `keyctl --json` or by the REST API.
+    raise argparse.ArgumentTypeError(f"{name} is not a JSON value")
+
+
+def _finite_json_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        _no_constant(text)
+    return number
 
 
 def _key_value_pairs(values: Sequence[str], what: str) -> dict[str, Any]:
@@ -68,7 +128,11 @@ def _key_value_pairs(values: Sequence[str], what: str) -> dict[str, Any]:
         if not sep or not name:
             raise argparse.ArgumentTypeError(f"{what} wants NAME=VALUE, got {item!r}")
         try:
-            result[name] = json.loads(raw)
+            result[name] = json.loads(
+                raw, parse_constant=_no_constant, parse_float=_finite_json_float
+            )
+        except argparse.ArgumentTypeError as exc:
+            raise argparse.ArgumentTypeError(f"{what} {name}: {exc}") from None
         except ValueError:
             result[name] = raw
     return result
@@ -86,13 +150,13 @@ def _add_settings(parser: argparse.ArgumentParser, *, rotation: bool) -> None:
     add("--team-id", help="the team the key belongs to")
     add("--models", type=_list_arg, help="comma-separated model names ('' = all)")
     add("--tags", type=_list_arg, help="comma-separated tags")
-    add("--spend", type=float, help="spend so far")
-    add("--max-budget", type=float, help="spend at which the key is refused")
-    add("--soft-budget", type=float, help="spend at which an alert is raised")
+    add("--spend", type=_finite, help="spend so far")
+    add("--max-budget", type=_finite, help="spend at which the key is refused")
+    add("--soft-budget", type=_finite, help="spend at which an alert is raised")
     add("--budget-duration", help="how often spend resets, such as 30d")
-    add("--max-parallel-requests", type=int)
-    add("--tpm-limit", type=int, help="tokens per minute")
-    add("--rpm-limit", type=int, help="requests per minute")
+    add("--max-parallel-requests", type=_int32)
+    add("--tpm-limit", type=_int32, help="tokens per minute")
+    add("--rpm-limit", type=_int32, help="requests per minute")
     add("--duration", help="validity from now, such as 30d; -1 never expires")
     add(
         "--metadata",
@@ -118,7 +182,10 @@ def _add_settings(parser: argparse.ArgumentParser, *, rotation: bool) -> None:
     add("--blocked", action=argparse.BooleanOptionalAction)
     if rotation:
         add("--grace-period", help="how long the old secret keeps working, e.g. 24h")
-        add("--new-key", help="a caller-chosen replacement secret (or - for stdin)")
+        add(
+            "--new-key",
+            help="a caller-chosen replacement secret; - reads it from standard input",
+        )
         add(
             "--idempotency-key",
             help="repeat a rotation safely; default: a fresh one per command",
@@ -174,7 +241,96 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _read_key(value: str) -> str:
-    return sys.stdin.readline().strip() if value == "-" else value
+    """A KEY argument; `-` reads it from the next line of standard input."""
+    if value != "-":
+        return value
+    try:
+        line = sys.stdin.readline()
+    except UnicodeDecodeError:
+        raise argparse.ArgumentTypeError(
+            "the key on standard input is not valid UTF-8 text"
+        ) from None
+    key = line.strip()
+    if not key:
+        raise argparse.ArgumentTypeError("no key on standard input")
+    _check_text(key, "the key on standard input")
+    return key
+
+
+def _check_text(value: str, what: str) -> None:
+    """Refuse text that cannot be sent, naming it but never showing it.
+
+    Python keeps bytes of the command line that are not valid UTF-8 as lone
+    surrogates, which no UTF-8 encoder takes.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"{what} is not valid UTF-8 text") from None
+
+
+def _check_arguments(args: argparse.Namespace, api_key: str | None) -> None:
+    for name, value in vars(args).items():
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if isinstance(item, str):
+                what = (
+                    "KEY" if name in ("key", "keys") else "--" + name.replace("_", "-")
+                )
+                _check_text(item, what)
+    if api_key is not None:
+        _check_text(api_key, "the API key")
+        # gRPC sends it in an ASCII-only header.
+        if not api_key.isascii():
+            raise argparse.ArgumentTypeError("the API key must be ASCII text")
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """The options of every command, before the command or after it.
+
+    The root parser holds the defaults. Each command's parser leaves an
+    option out of the result unless it is given (SUPPRESS), so an option
+    given before the command is not reset by the command's parser.
+    """
+
+    def default(value: Any) -> Any:
+        return value if defaults else argparse.SUPPRESS
+
+    group = parser.add_argument_group("global options (before or after COMMAND)")
+    group.add_argument(
+        "--target",
+        default=default(os.environ.get("KEYSERVICE_TARGET", DEFAULT_TARGET)),
+        help="host:port of keyservice (env KEYSERVICE_TARGET, default "
+        f"{os.environ.get('KEYSERVICE_TARGET', DEFAULT_TARGET)})",
+    )
+    group.add_argument(
+        "--api-key",
+        default=default(None),
+        help="the caller's key; prefer the env var KEYSERVICE_API_KEY",
+    )
+    group.add_argument(
+        "--timeout",
+        type=_positive,
+        default=default(DEFAULT_TIMEOUT),
+        help="deadline of the call in seconds, retries included "
+        f"(default {DEFAULT_TIMEOUT})",
+    )
+    group.add_argument(
+        "--json",
+        action="store_true",
+        default=default(False),
+        help="print JSON for scripts",
+    )
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=default(False),
+        help="log retries to stderr",
+    )
+
+
+KEY_HELP = "secret or token id; - reads it from standard input"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -184,52 +340,40 @@ def parser() -> argparse.ArgumentParser:
         epilog="Exit codes:" + (__doc__ or "").partition("Exit codes:")[2],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    root.add_argument(
-        "--target",
-        default=os.environ.get("KEYSERVICE_TARGET", DEFAULT_TARGET),
-        help="host:port of keyservice (env KEYSERVICE_TARGET, default %(default)s)",
-    )
-    root.add_argument(
-        "--api-key",
-        default=None,
-        help="the caller's key; prefer the env var KEYSERVICE_API_KEY",
-    )
-    root.add_argument(
-        "--timeout",
-        type=float,
-        default=DEFAULT_TIMEOUT,
-        help="deadline of the call in seconds, retries included (default %(default)s)",
-    )
-    root.add_argument("--json", action="store_true", help="print JSON for scripts")
-    root.add_argument(
-        "-v", "--verbose", action="store_true", help="log retries to stderr"
-    )
+    _add_global_options(root, defaults=True)
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    generate = commands.add_parser("generate", help="create a key")
-    generate.add_argument("--key", help="a caller-chosen secret (or - for stdin)")
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=text, description=text)
+        _add_global_options(sub, defaults=False)
+        return sub
+
+    generate = command("generate", "create a key")
+    generate.add_argument(
+        "--key", help="a caller-chosen secret; - reads it from standard input"
+    )
     generate.add_argument(
         "--idempotency-key",
         help="repeat a creation safely; default: a fresh one per command",
     )
     _add_settings(generate, rotation=False)
 
-    regenerate = commands.add_parser(
-        "regenerate", help="rotate a key's secret, optionally changing settings"
+    regenerate = command(
+        "regenerate", "rotate a key's secret, optionally changing settings"
     )
-    regenerate.add_argument("key", metavar="KEY", help="secret or token id, or -")
+    regenerate.add_argument("key", metavar="KEY", help=KEY_HELP)
     _add_settings(regenerate, rotation=True)
 
-    update = commands.add_parser("update", help="change a key's settings")
-    update.add_argument("key", metavar="KEY", help="secret or token id, or -")
+    update = command("update", "change a key's settings")
+    update.add_argument("key", metavar="KEY", help=KEY_HELP)
     _add_settings(update, rotation=False)
 
-    info = commands.add_parser("info", help="show a key (default: your own)")
-    info.add_argument("key", metavar="KEY", nargs="?", help="secret or token id")
+    info = command("info", "show a key (default: your own)")
+    info.add_argument("key", metavar="KEY", nargs="?", help=KEY_HELP)
 
-    listing = commands.add_parser("list", help="list keys, one page at a time")
-    listing.add_argument("--page", type=int)
-    listing.add_argument("--size", type=int, help="keys per page, 1 to 100")
+    listing = command("list", "list keys, one page at a time")
+    listing.add_argument("--page", type=_int32)
+    listing.add_argument("--size", type=_int32, help="keys per page, 1 to 100")
     listing.add_argument("--user-id")
     listing.add_argument("--team-id")
     listing.add_argument("--organization-id")
@@ -240,8 +384,13 @@ def parser() -> argparse.ArgumentParser:
     listing.add_argument("--sort-by")
     listing.add_argument("--sort-order", choices=("asc", "desc"))
 
-    delete = commands.add_parser("delete", help="delete keys")
-    delete.add_argument("keys", metavar="KEY", nargs="*", help="secret or token id")
+    delete = command("delete", "delete keys")
+    delete.add_argument(
+        "keys",
+        metavar="KEY",
+        nargs="*",
+        help="secret or token id; each - reads one line of standard input",
+    )
     delete.add_argument(
         "--alias", action="append", default=[], help="a key alias; repeatable"
     )
@@ -251,8 +400,7 @@ def parser() -> argparse.ArgumentParser:
         ("unblock", "let a blocked key be used again"),
         ("verify", "tell whether a secret may be used now (exit 0 or 1)"),
     ):
-        command = commands.add_parser(name, help=text)
-        command.add_argument("key", metavar="KEY", help="secret or token id, or -")
+        command(name, text).add_argument("key", metavar="KEY", help=KEY_HELP)
     return root
 
 
@@ -413,6 +561,24 @@ def _fail(message: str) -> NoReturn:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """keyctl's entry point; returns the exit code."""
+    try:
+        code = _main(argv)
+        # Flushed here, not at exit, so that a reader that went away (`| head`)
+        # is met where it can be handled.
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The recipe of the signal module's "Note on SIGPIPE": the interpreter
+        # flushes stdout again at exit, so point it where nothing can fail.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
@@ -422,30 +588,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     output = _Output(args.json, sys.stdout)
 
     try:
+        _check_arguments(args, api_key)
         with KeyClient(args.target, api_key=api_key, timeout=args.timeout) as client:
             return _run(args, client, output)
     except argparse.ArgumentTypeError as exc:
         _fail(str(exc))
-    except TypeError as exc:
+    except SettingError as exc:
         _fail(str(exc))
+    except UnicodeError as exc:
+        # The message leaves out the text at fault, which may be a secret.
+        encoding = getattr(exc, "encoding", "the text encoding")
+        reason = getattr(exc, "reason", "")
+        _fail(f"{encoding} cannot encode or decode some text ({reason})")
     except KeyServiceError as error:
-        if args.json:
-            json.dump(
-                {
-                    "error": {
-                        "code": error.code.name,
-                        "type": error.error_type,
-                        "param": error.param,
-                        "message": error.message,
-                    }
-                },
-                sys.stderr,
-            )
-            sys.stderr.write("\n")
-        else:
-            kind = error.error_type or error.code.name.lower()
-            sys.stderr.write(f"keyctl: {kind}: {error.message}\n")
+        _report(error, as_json=args.json)
         return _exit_code(error)
+
+
+def _report(error: KeyServiceError, *, as_json: bool) -> None:
+    if as_json:
+        json.dump(
+            {
+                "error": {
+                    "code": error.code.name,
+                    "type": error.error_type,
+                    "param": error.param,
+                    "message": error.message,
+                }
+            },
+            sys.stderr,
+        )
+        sys.stderr.write("\n")
+    else:
+        kind = error.error_type or error.code.name.lower()
+        sys.stderr.write(f"keyctl: {kind}: {error.message}\n")
 
 
 if __name__ == "__main__":
