@@ -54,4 +54,4 @@ async def test_typescript_client_passes_its_tests_against_a_live_server(
     assert process.returncode == 0, text
     # node --test's summary: every test ran and passed.
     assert "# fail 0" in text, text
-    assert "# pass 4" in text, text
+    assert "# pass 8" in text, text

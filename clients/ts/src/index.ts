@@ -2,7 +2,15 @@
 // built on the code that `make gen` writes to gen/ts.
 import { randomUUID } from "node:crypto";
 
-import { fromJson, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import {
+  fromJson,
+  toJson,
+  type DescMessage,
+  type JsonObject,
+  type JsonValue,
+  type MessageShape,
+} from "@bufbuild/protobuf";
+import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import {
   Code,
   ConnectError,
@@ -16,6 +24,7 @@ import type { Key } from "../../../gen/ts/keyservice/v1/key_pb.js";
 import {
   GenerateRequestSchema,
   KeyService,
+  ListRequestSchema,
   RegenerateRequestSchema,
   UpdateRequestSchema,
   VerifyReason,
@@ -55,6 +64,14 @@ export interface UpdateSettings extends KeySettings {
   enforcedParams?: string[];
 }
 
+/** Generate also takes a caller-chosen secret and an idempotency key. */
+export interface GenerateSettings extends UpdateSettings {
+  /** A caller-chosen secret; unsent, the server draws one. */
+  key?: string;
+  /** Defaults to a fresh UUID, so the server creates at most one key per call. */
+  idempotencyKey?: string;
+}
+
 /** Regenerate also takes a grace period, a chosen new secret and an idempotency key. */
 export interface RegenerateSettings extends KeySettings {
   gracePeriod?: string;
@@ -76,14 +93,54 @@ export interface Verification {
   key?: Key;
 }
 
-/** A failed call: the gRPC code, the server's message, x-error-type and x-error-param. */
+/** The filters and the page of List; an unsent filter matches every key. */
+export interface ListFilters {
+  /** Counted from 1; defaults to 1. */
+  page?: number;
+  /** Keys per page, from 1 to 100; defaults to 10. */
+  size?: number;
+  userId?: string;
+  teamId?: string;
+  organizationId?: string;
+  /** A token id. */
+  keyHash?: string;
+  keyAlias?: string;
+  /** Whole key objects instead of token ids. */
+  returnFullObject?: boolean;
+  includeTeamKeys?: boolean;
+  sortBy?: string;
+  sortOrder?: "asc" | "desc";
+}
+
+/** One page of List: token ids, or key objects (legacy JSON) with returnFullObject. */
+export interface KeyPage {
+  keys: (string | JsonObject)[];
+  totalCount: number;
+  currentPage: number;
+  totalPages: number;
+}
+
+/** Options of one call. */
+export interface CallOptions {
+  /**
+   * Deadline of this call in milliseconds; defaults to the client's
+   * timeoutMs. As everywhere in Connect, 0 or less means no deadline.
+   */
+  timeoutMs?: number;
+}
+
+/**
+ * A failed call: the gRPC code, the server's message, x-error-type and
+ * x-error-param. A request that cannot be built from the arguments fails the
+ * same way, with Code.InvalidArgument, before anything is sent.
+ */
 export class KeyServiceError extends Error {
   readonly code: Code;
   readonly errorType: string | undefined;
   readonly param: string | undefined;
 
   constructor(cause: ConnectError) {
-    super(cause.rawMessage);
+    super(cause.rawMessage, { cause });
     this.name = "KeyServiceError";
     this.code = cause.code;
     this.errorType = cause.metadata.get("x-error-type") ?? undefined;
@@ -96,8 +153,10 @@ export interface KeyServiceClientOptions {
   target: string;
   /** The caller's key, sent as `authorization: Bearer <key>`. */
   apiKey?: string;
-  /** Deadline of each call in milliseconds; default 10 s. */
+  /** Deadline of each call in milliseconds unless the call sets its own; default 10 s. */
   timeoutMs?: number;
+  /** Connect interceptors (tracing, logging), run after the one that adds the key. */
+  interceptors?: Interceptor[];
 }
 
 export class KeyServiceClient {
@@ -113,95 +172,143 @@ export class KeyServiceClient {
     // the Python grpc.aio server serves.
     const transport = createGrpcTransport({
       baseUrl: `http://${options.target}`,
-      interceptors: [auth],
+      interceptors: [auth, ...(options.interceptors ?? [])],
     });
     this.#client = createClient(KeyService, transport);
     this.#timeoutMs = options.timeoutMs ?? 10_000;
   }
 
-  async generate(settings: UpdateSettings & { key?: string } = {}): Promise<IssuedKey> {
-    const request = fromJson(GenerateRequestSchema, toJson(settings));
-    const response = await this.#call(() =>
-      this.#client.generate(request, { timeoutMs: this.#timeoutMs }),
-    );
-    return issued(response.key);
+  /** Create a key. Its idempotency key makes a repeat return the first key. */
+  generate(settings: GenerateSettings = {}, options: CallOptions = {}): Promise<IssuedKey> {
+    return this.#call(async () => {
+      const { idempotencyKey, ...rest } = settings;
+      const request = build(GenerateRequestSchema, rest);
+      const headers = { "idempotency-key": idempotencyKey ?? randomUUID() };
+      const response = await this.#client.generate(request, this.#options(options, headers));
+      return issued(response.key);
+    });
   }
 
-  async regenerate(key: string, settings: RegenerateSettings = {}): Promise<IssuedKey> {
-    const { idempotencyKey, ...rest } = settings;
-    const request = fromJson(RegenerateRequestSchema, toJson({ ...rest, key }));
-    const headers = { "idempotency-key": idempotencyKey ?? randomUUID() };
-    const response = await this.#call(() =>
-      this.#client.regenerate(request, { timeoutMs: this.#timeoutMs, headers }),
-    );
-    return issued(response.key);
+  /** Rotate a key's secret. Its idempotency key makes a repeat rotate once. */
+  regenerate(
+    key: string,
+    settings: RegenerateSettings = {},
+    options: CallOptions = {},
+  ): Promise<IssuedKey> {
+    return this.#call(async () => {
+      const { idempotencyKey, ...rest } = settings;
+      const request = build(RegenerateRequestSchema, { ...rest, key });
+      const headers = { "idempotency-key": idempotencyKey ?? randomUUID() };
+      const response = await this.#client.regenerate(request, this.#options(options, headers));
+      return issued(response.key);
+    });
   }
 
-  async update(key: string, settings: UpdateSettings): Promise<Key> {
-    const request = fromJson(UpdateRequestSchema, toJson({ ...settings, key }));
-    const response = await this.#call(() =>
-      this.#client.update(request, { timeoutMs: this.#timeoutMs }),
-    );
-    return required(response.key);
+  update(key: string, settings: UpdateSettings, options: CallOptions = {}): Promise<Key> {
+    return this.#call(async () => {
+      const request = build(UpdateRequestSchema, { ...settings, key });
+      const response = await this.#client.update(request, this.#options(options));
+      return required(response.key);
+    });
   }
 
-  async delete(keys: string[], keyAliases: string[] = []): Promise<string[]> {
-    const response = await this.#call(() =>
-      this.#client.delete({ keys, keyAliases }, { timeoutMs: this.#timeoutMs }),
-    );
-    return response.deletedKeys;
+  delete(keys: string[], keyAliases: string[] = [], options: CallOptions = {}): Promise<string[]> {
+    return this.#call(async () => {
+      const response = await this.#client.delete({ keys, keyAliases }, this.#options(options));
+      return response.deletedKeys;
+    });
   }
 
-  async info(key = ""): Promise<Key> {
-    const response = await this.#call(() =>
-      this.#client.info({ key }, { timeoutMs: this.#timeoutMs }),
-    );
-    return required(response.info);
+  info(key = "", options: CallOptions = {}): Promise<Key> {
+    return this.#call(async () => {
+      const response = await this.#client.info({ key }, this.#options(options));
+      return required(response.info);
+    });
   }
 
-  async block(key: string): Promise<Key> {
-    const response = await this.#call(() =>
-      this.#client.block({ key }, { timeoutMs: this.#timeoutMs }),
-    );
-    return required(response.key);
+  /** One page of the keys that match the filters (the List RPC). */
+  list(filters: ListFilters = {}, options: CallOptions = {}): Promise<KeyPage> {
+    return this.#call(async () => {
+      const request = build(ListRequestSchema, filters);
+      const response = await this.#client.list(request, this.#options(options));
+      return {
+        keys: response.keys.map((value) => {
+          const item = toJson(ValueSchema, value);
+          if (typeof item === "string") return item;
+          if (item !== null && typeof item === "object" && !Array.isArray(item)) return item;
+          throw internal("keyservice listed a key that is neither a token id nor an object");
+        }),
+        totalCount: response.totalCount,
+        currentPage: response.currentPage,
+        totalPages: response.totalPages,
+      };
+    });
   }
 
-  async unblock(key: string): Promise<Key> {
-    const response = await this.#call(() =>
-      this.#client.unblock({ key }, { timeoutMs: this.#timeoutMs }),
-    );
-    return required(response.key);
+  block(key: string, options: CallOptions = {}): Promise<Key> {
+    return this.#call(async () => {
+      const response = await this.#client.block({ key }, this.#options(options));
+      return required(response.key);
+    });
   }
 
-  async verify(key: string): Promise<Verification> {
-    const response = await this.#call(() =>
-      this.#client.verify({ key }, { timeoutMs: this.#timeoutMs }),
-    );
-    return {
-      valid: response.valid,
-      reason: response.reason,
-      inGracePeriod: response.inGracePeriod,
-      ...(response.info ? { key: response.info } : {}),
-    };
+  unblock(key: string, options: CallOptions = {}): Promise<Key> {
+    return this.#call(async () => {
+      const response = await this.#client.unblock({ key }, this.#options(options));
+      return required(response.key);
+    });
   }
 
+  verify(key: string, options: CallOptions = {}): Promise<Verification> {
+    return this.#call(async () => {
+      const response = await this.#client.verify({ key }, this.#options(options));
+      return {
+        valid: response.valid,
+        reason: response.reason,
+        inGracePeriod: response.inGracePeriod,
+        ...(response.info ? { key: response.info } : {}),
+      };
+    });
+  }
+
+  #options(options: CallOptions, headers?: Record<string, string>) {
+    return { timeoutMs: options.timeoutMs ?? this.#timeoutMs, ...(headers ? { headers } : {}) };
+  }
+
+  // Every method runs inside #call, so whatever fails (building the request,
+  // the call, reading the answer) rejects with a KeyServiceError.
   async #call<T>(call: () => Promise<T>): Promise<T> {
     try {
       return await call();
     } catch (err) {
+      if (err instanceof KeyServiceError) throw err;
       throw new KeyServiceError(ConnectError.from(err));
     }
   }
 }
 
-function toJson(value: object): JsonValue {
+function build<Desc extends DescMessage>(schema: Desc, value: object): MessageShape<Desc> {
   // The protobuf JSON mapping takes lowerCamelCase names, lists for ListValue
   // fields and objects for Struct fields; undefined means "not sent".
-  return JSON.parse(JSON.stringify(value)) as JsonValue;
+  const json = JSON.parse(JSON.stringify(value)) as JsonValue;
+  try {
+    return fromJson(schema, json);
+  } catch (err) {
+    // Such as a fraction for an integer setting: the caller's arguments are
+    // at fault, as for a request the server refuses.
+    const message = err instanceof Error ? err.message : String(err);
+    throw new KeyServiceError(
+      new ConnectError(message, Code.InvalidArgument, undefined, undefined, err),
+    );
+  }
+}
+
+function internal(message: string): KeyServiceError {
+  return new KeyServiceError(new ConnectError(message, Code.Internal));
 }
 
 function required(key: Key | undefined): Key {
-  if (key === undefined) throw new Error("keyservice answered without a key");
+  if (key === undefined) throw internal("keyservice answered without a key");
   return key;
 }
 

@@ -3,6 +3,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
+import type { Interceptor } from "@connectrpc/connect";
+
 import { Code, KeyServiceClient, KeyServiceError, VerifyReason } from "../src/index.js";
 
 const target = process.env.KEYSERVICE_TARGET;
@@ -65,4 +67,98 @@ test("a call without a key is UNAUTHENTICATED", async () => {
     assert.equal(err.code, Code.Unauthenticated);
     return true;
   });
+});
+
+test("list pages through keys as token ids or whole key objects", async () => {
+  const teamId = `ts-list-${Date.now()}`;
+  const first = await client.generate({ keyAlias: "ts-list-1", teamId });
+  const second = await client.generate({ keyAlias: "ts-list-2", teamId });
+
+  const ids = await client.list({ teamId, sortBy: "key_alias", sortOrder: "asc" });
+  assert.deepEqual(ids.keys, [first.key.tokenId, second.key.tokenId]);
+  assert.equal(ids.totalCount, 2);
+  assert.equal(ids.currentPage, 1);
+
+  const page = await client.list({
+    teamId,
+    returnFullObject: true,
+    size: 1,
+    page: 2,
+    sortBy: "key_alias",
+    sortOrder: "asc",
+  });
+  assert.equal(page.totalPages, 2);
+  assert.equal(page.keys.length, 1);
+  const [object] = page.keys;
+  assert.ok(typeof object === "object");
+  assert.equal(object.token_id, second.key.tokenId);
+  assert.equal(object.key_alias, "ts-list-2");
+});
+
+test("generate sends an idempotency key, a fresh UUID unless one is given", async () => {
+  const sent: (string | null)[] = [];
+  const record: Interceptor = (next) => async (req) => {
+    sent.push(req.header.get("idempotency-key"));
+    return next(req);
+  };
+  const recording = new KeyServiceClient({ target, apiKey, interceptors: [record] });
+
+  await recording.generate({ keyAlias: "ts-idem-default" });
+  await recording.generate({ keyAlias: "ts-idem-default" });
+  const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+  assert.equal(sent.length, 2);
+  assert.match(sent[0] ?? "", uuid);
+  assert.match(sent[1] ?? "", uuid);
+  assert.notEqual(sent[0], sent[1]);
+
+  // The same idempotency key again answers the first key instead of a second.
+  const idempotencyKey = `ts-generate-${Date.now()}`;
+  const once = await recording.generate({ keyAlias: "ts-idem", idempotencyKey });
+  const again = await recording.generate({ keyAlias: "ts-idem", idempotencyKey });
+  assert.equal(sent[2], idempotencyKey);
+  assert.equal(again.secret, once.secret);
+  assert.equal((await client.list({ keyAlias: "ts-idem" })).totalCount, 1);
+});
+
+test("a call's own timeout overrides the client's", async () => {
+  // The deadline travels as the grpc-timeout header, which the server
+  // enforces; reading it keeps the test free of timing.
+  const timeouts: (string | null)[] = [];
+  const record: Interceptor = (next) => async (req) => {
+    timeouts.push(req.header.get("grpc-timeout"));
+    return next(req);
+  };
+  const recording = new KeyServiceClient({
+    target,
+    apiKey,
+    timeoutMs: 5_000,
+    interceptors: [record],
+  });
+  const issued = await recording.generate({ keyAlias: "ts-timeout" }, { timeoutMs: 1_234 });
+
+  assert.equal((await recording.info(issued.key.tokenId)).keyAlias, "ts-timeout");
+  assert.equal((await recording.verify(issued.secret, { timeoutMs: 2_500 })).valid, true);
+  assert.deepEqual(timeouts, ["1234m", "5000m", "2500m"]);
+});
+
+test("a request that cannot be built is a KeyServiceError, and nothing is sent", async () => {
+  let calls = 0;
+  const count: Interceptor = (next) => async (req) => {
+    calls += 1;
+    return next(req);
+  };
+  const counting = new KeyServiceClient({ target, apiKey, interceptors: [count] });
+
+  await assert.rejects(counting.generate({ rpmLimit: 1.5 }), (err: unknown) => {
+    assert.ok(err instanceof KeyServiceError);
+    assert.equal(err.code, Code.InvalidArgument);
+    assert.match(err.message, /rpm_limit/);
+    return true;
+  });
+  await assert.rejects(counting.list({ size: 2 ** 40 }), (err: unknown) => {
+    assert.ok(err instanceof KeyServiceError);
+    assert.equal(err.code, Code.InvalidArgument);
+    return true;
+  });
+  assert.equal(calls, 0);
 });
