@@ -17,7 +17,7 @@ help:
 	@echo "make test       run the whole test suite"
 	@echo "make gen        regenerate gen/ from proto/"
 	@echo "make check-gen  fail if the committed gen/ differs from a fresh generation"
-	@echo "make proto-check  buf lint, and buf breaking against the previous commit"
+	@echo "make proto-check  buf lint, and buf breaking against the v1 baseline and HEAD~1"
 	@echo "make lint       ruff and mypy"
 
 # The venv is rebuilt when pyproject.toml changes.
@@ -53,15 +53,46 @@ gen: venv node-deps
 	$(PY) server/tools/gen_envoy_descriptor.py
 	$(PY) server/tools/gen_openapi.py
 
-# buf breaking compares with the contract of the previous commit; a commit
-# without proto/buf.yaml cannot be built by buf, so there is nothing to compare.
+# The v1 contract that every later commit must stay compatible with. buf
+# breaking compares the working tree with it, so a breaking change fails
+# however many commits a push holds and wherever among them it sits. It is the
+# earliest commit that buf can build: the first commit, 61ed58e, has the same
+# .proto files but neither proto/buf.yaml nor the vendored google/api.
+# Move it only when the team decides to break v1 on purpose (every client must
+# then follow): point it at the commit that makes the break, in that same
+# commit, and say why in its message. A new version (keyservice.v2) is a new
+# package that leaves this baseline alone.
+PROTO_BASELINE := 5904e08f2b92d589672f03822a2a87889727e9fc
+
+# buf breaking against the v1 baseline above and against the previous commit
+# (which also guards what was added since the baseline). A shallow clone lacks
+# both commits: that is an error where CI is set, so CI cannot pass by skipping,
+# and a warning elsewhere.
 proto-check: node-deps
 	$(BUF) lint proto
-	@if git cat-file -e HEAD~1:proto/buf.yaml 2>/dev/null; then \
-		echo "buf breaking proto --against .git#ref=HEAD~1,subdir=proto"; \
-		$(BUF) breaking proto --against '.git#ref=HEAD~1,subdir=proto'; \
+	@set -e; \
+	against() { \
+		echo "buf breaking proto --against .git#ref=$$1,subdir=proto"; \
+		$(BUF) breaking proto --against ".git#ref=$$1,subdir=proto"; \
+	}; \
+	missing() { \
+		if [ -n "$$CI" ]; then \
+			echo "proto-check: $$1 is not in this clone; fetch the whole history (git fetch --unshallow)" >&2; \
+			exit 1; \
+		fi; \
+		echo "buf breaking against $$1 skipped: not in this clone (shallow?); CI would fail"; \
+	}; \
+	if git cat-file -e '$(PROTO_BASELINE)^{commit}' 2>/dev/null; then \
+		against $(PROTO_BASELINE); \
 	else \
-		echo "buf breaking skipped: HEAD~1 does not exist or has no proto/buf.yaml"; \
+		missing "the v1 baseline $(PROTO_BASELINE)"; \
+	fi; \
+	if git cat-file -e HEAD~1:proto/buf.yaml 2>/dev/null; then \
+		against HEAD~1; \
+	elif [ "$$(git rev-parse --is-shallow-repository)" = true ]; then \
+		missing HEAD~1; \
+	else \
+		echo "buf breaking against HEAD~1 skipped: HEAD~1 does not exist or has no proto/buf.yaml"; \
 	fi
 
 check-gen: venv

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PROTO = ROOT / "proto"
+MAKEFILE = ROOT / "Makefile"
 # Installed from npm by `make node-deps` (pinned in clients/ts/package-lock.json).
 BUF = ROOT / "clients" / "ts" / "node_modules" / ".bin" / "buf"
 
@@ -81,6 +83,93 @@ def test_an_uncommented_field_fails_lint(buf: str, proto_copy: pathlib.Path) -> 
 
     assert run.returncode != 0
     assert 'Field "grace_period" should have a non-empty comment' in run.stdout
+
+
+def _git(cwd: pathlib.Path, *args: str) -> str:
+    run = subprocess.run(
+        ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return run.stdout
+
+
+def _scratch_clone(tmp_path: pathlib.Path, *clone_args: str) -> pathlib.Path:
+    """A clone of this repository's HEAD, with the working tree's Makefile.
+
+    The Makefile is the one under test, so it is copied in uncommitted; the
+    commits a test makes name their paths and leave it out.
+    """
+    clone = tmp_path / "clone"
+    _git(tmp_path, "clone", "--quiet", *clone_args, ROOT.as_uri(), str(clone))
+    shutil.copy(MAKEFILE, clone / "Makefile")
+    return clone
+
+
+def _proto_check(
+    clone: pathlib.Path, buf: str, *, ci: bool
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    if ci:
+        env["CI"] = "1"
+    return subprocess.run(
+        # The clone has no node_modules: -o keeps make from installing them,
+        # and BUF points at this checkout's buf.
+        [
+            *("make", "--no-print-directory", "proto-check", f"BUF={buf}"),
+            *("-o", "clients/ts/node_modules/.installed"),
+        ],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_proto_check_fails_on_a_breaking_commit_followed_by_a_harmless_one(
+    buf: str, tmp_path: pathlib.Path
+) -> None:
+    # The breaking change is not in the last commit, so comparing with HEAD~1
+    # alone would pass; the v1 baseline must catch it.
+    clone = _scratch_clone(tmp_path)
+    service = clone / "proto" / "keyservice" / "v1" / "key_service.proto"
+    _edit(
+        service,
+        "optional string grace_period = 23;",
+        "optional string grace_period = 25;",
+    )
+    _git(clone, "commit", "--quiet", "-m", "Renumber a field", str(service))
+    key = clone / "proto" / "keyservice" / "v1" / "key.proto"
+    key.write_text(key.read_text() + "// A comment: no change to the contract.\n")
+    _git(clone, "commit", "--quiet", "-m", "Add a comment", str(key))
+
+    run = _proto_check(clone, buf, ci=True)
+
+    assert run.returncode != 0, run.stdout + run.stderr
+    # The baseline's comparison failed, so the one with HEAD~1 never ran.
+    baseline = re.search(r"^PROTO_BASELINE := (\w+)$", MAKEFILE.read_text(), re.M)
+    assert baseline is not None
+    assert f"--against .git#ref={baseline.group(1)},subdir=proto" in run.stdout
+    assert "ref=HEAD~1" not in run.stdout
+    assert "grace_period" in run.stdout + run.stderr
+
+
+def test_proto_check_in_a_shallow_clone_fails_in_ci_and_warns_elsewhere(
+    buf: str, tmp_path: pathlib.Path
+) -> None:
+    clone = _scratch_clone(tmp_path, "--depth", "1")
+
+    in_ci = _proto_check(clone, buf, ci=True)
+    elsewhere = _proto_check(clone, buf, ci=False)
+
+    assert in_ci.returncode != 0
+    assert "is not in this clone" in in_ci.stderr
+    assert elsewhere.returncode == 0, elsewhere.stdout + elsewhere.stderr
+    assert "skipped: not in this clone" in elsewhere.stdout
 
 
 _RECORDING_PLUGIN = """\
