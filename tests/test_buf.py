@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import re
 import shutil
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PROTO = ROOT / "proto"
 MAKEFILE = ROOT / "Makefile"
+BASELINE = ROOT / ".ci" / "proto-v1.tar.gz"
 # Installed from npm by `make node-deps` (pinned in clients/ts/package-lock.json).
 BUF = ROOT / "clients" / "ts" / "node_modules" / ".bin" / "buf"
 
@@ -98,14 +98,16 @@ def _git(cwd: pathlib.Path, *args: str) -> str:
 
 
 def _scratch_clone(tmp_path: pathlib.Path, *clone_args: str) -> pathlib.Path:
-    """A clone of this repository's HEAD, with the working tree's Makefile.
+    """A clone of this repository's HEAD, with the working tree's Makefile and
+    v1 baseline.
 
-    The Makefile is the one under test, so it is copied in uncommitted; the
-    commits a test makes name their paths and leave it out.
+    They are the ones under test, so they are copied in uncommitted; the
+    commits a test makes name their paths and leave them out.
     """
     clone = tmp_path / "clone"
     _git(tmp_path, "clone", "--quiet", *clone_args, ROOT.as_uri(), str(clone))
     shutil.copy(MAKEFILE, clone / "Makefile")
+    shutil.copy(BASELINE, clone / BASELINE.relative_to(ROOT))
     return clone
 
 
@@ -151,25 +153,25 @@ def test_proto_check_fails_on_a_breaking_commit_followed_by_a_harmless_one(
 
     assert run.returncode != 0, run.stdout + run.stderr
     # The baseline's comparison failed, so the one with HEAD~1 never ran.
-    baseline = re.search(r"^PROTO_BASELINE := (\w+)$", MAKEFILE.read_text(), re.M)
-    assert baseline is not None
-    assert f"--against .git#ref={baseline.group(1)},subdir=proto" in run.stdout
+    assert "--against '.ci/proto-v1.tar.gz#subdir=proto'" in run.stdout
     assert "ref=HEAD~1" not in run.stdout
     assert "grace_period" in run.stdout + run.stderr
 
 
-def test_proto_check_in_a_shallow_clone_fails_in_ci_and_warns_elsewhere(
+def test_proto_check_in_a_shallow_clone_still_holds_the_contract_to_v1(
     buf: str, tmp_path: pathlib.Path
 ) -> None:
     clone = _scratch_clone(tmp_path, "--depth", "1")
 
-    in_ci = _proto_check(clone, buf, ci=True)
-    elsewhere = _proto_check(clone, buf, ci=False)
+    unchanged = _proto_check(clone, buf, ci=True)
+    service = clone / "proto" / "keyservice" / "v1" / "key_service.proto"
+    _edit(service, "optional string new_key = 24;", "optional string new_key = 26;")
+    broken = _proto_check(clone, buf, ci=True)
 
-    assert in_ci.returncode != 0
-    assert "is not in this clone" in in_ci.stderr
-    assert elsewhere.returncode == 0, elsewhere.stdout + elsewhere.stderr
-    assert "skipped: not in this clone" in elsewhere.stdout
+    assert unchanged.returncode == 0, unchanged.stdout + unchanged.stderr
+    assert "against HEAD~1 skipped" in unchanged.stdout
+    assert broken.returncode != 0
+    assert "new_key" in broken.stdout + broken.stderr
 
 
 _RECORDING_PLUGIN = """\
