@@ -568,3 +568,13 @@ async def test_sync_client_reaches_a_server_restarted_on_the_same_port(
     async with _serving(database_url, data_dir, port):
         assert await call == "OK"
     assert watcher.attempts >= 2
+
+
+@pytest.mark.parametrize(
+    "api_key", ["sk-ünïcode-master-key-0001", "sk-with space 000001"]
+)
+def test_an_api_key_grpc_cannot_send_is_refused_up_front(api_key: str) -> None:
+    for client_class in (AsyncKeyClient, KeyClient):
+        with pytest.raises(ValueError, match="printable ASCII") as refused:
+            client_class("127.0.0.1:1", api_key=api_key)
+        assert api_key not in str(refused.value)

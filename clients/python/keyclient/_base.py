@@ -18,6 +18,10 @@ DEFAULT_TARGET = "127.0.0.1:50051"
 DEFAULT_TIMEOUT = 10.0
 
 
+def _printable_ascii(text: str) -> bool:
+    return all("!" <= ch <= "~" for ch in text)
+
+
 class ClientBase:
     def __init__(
         self,
@@ -29,6 +33,11 @@ class ClientBase:
     ) -> None:
         self._target = target
         self._api_key = plain(api_key) if api_key is not None else None
+        if self._api_key is not None and not _printable_ascii(self._api_key):
+            # gRPC would refuse it as metadata on every call, with an INTERNAL
+            # error that does not say why. The key itself stays out of the
+            # message.
+            raise ValueError("api_key must be printable ASCII without spaces")
         self._timeout = timeout
         self._retry = retry or RetryPolicy()
 
