@@ -94,6 +94,10 @@ async def test_migrations_create_every_table_and_hot_path_index(
                         for ix in inspector.get_indexes("keys")
                     },
                     "retired_pk": inspector.get_pk_constraint("retired_secrets"),
+                    "retired": [
+                        ix["column_names"]
+                        for ix in inspector.get_indexes("retired_secrets")
+                    ],
                 }
 
             schema = await conn.run_sync(describe)
@@ -113,6 +117,8 @@ async def test_migrations_create_every_table_and_hot_path_index(
     for column in ("key_alias", "user_id", "team_id", "created_at"):
         assert (column,) in indexes
     assert schema["retired_pk"]["constrained_columns"] == ["token"]  # type: ignore[index]
+    # Each rotation ends earlier grace periods by key and valid_until.
+    assert schema["retired"] == [["key_id", "valid_until"]]
 
 
 @pytest.mark.parametrize(
