@@ -93,7 +93,13 @@ def _install() -> None:
     convert.sent_settings = _timed("sent_settings", convert.sent_settings)
     convert.key_message = _timed("key_message", convert.key_message)
     settings.validate = _timed("settings.validate", settings.validate)
-    for name in ("key_by_token", "update_key", "retire_secret", "audit"):
+    for name in (
+        "key_by_token",
+        "update_key",
+        "end_grace_periods",
+        "retire_secret",
+        "audit",
+    ):
         setattr(store, name, _timed(f"store.{name}", getattr(store, name)))
 
 
